@@ -1,0 +1,49 @@
+"""Shared fixtures: a tiny toy dataset and small option sets that train in seconds on the CPU."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+# Small networks and images: every test trains on the CPU in seconds.
+SMALL = ["--ngf", "8", "--ndf", "8", "--loadSizeH", "36", "--loadSizeW", "44", "--fineSizeH", "32",
+         "--fineSizeW", "40", "--gpu_ids", "-1", "--display_id", "0", "--num_threads", "0"]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def toy_root(tmp_path_factory) -> Path:
+    """The built-in toy dataset, small: 6 train and 3 test images per domain, 48x48."""
+    from datasets.make_toy_dataset import main as make_toy
+
+    root = tmp_path_factory.mktemp("toy")
+    make_toy(["--save_root", str(root), "--size", "48", "--n_train", "6", "--n_test", "3", "--seed", "1"])
+    return root
+
+
+def train_opts(dataroot, tmp_path, *extra: str):
+    from options.train_options import TrainOptions
+
+    return TrainOptions().parse(
+        ["--dataroot", str(dataroot), "--checkpoints_dir", str(tmp_path / "checkpoints"), "--name", "t", *SMALL, *extra]
+    )
+
+
+def test_opts(dataroot, tmp_path, *extra: str):
+    from options.test_options import TestOptions
+
+    return TestOptions().parse(
+        ["--dataroot", str(dataroot), "--checkpoints_dir", str(tmp_path / "checkpoints"), "--name", "t",
+         "--results_dir", str(tmp_path / "results"), *SMALL, *extra]
+    )  # fmt: skip
