@@ -32,7 +32,7 @@ def toy_root(tmp_path_factory) -> Path:
     return root
 
 
-def train_opts(dataroot, tmp_path, *extra: str):
+def make_train_opts(dataroot, tmp_path, *extra: str):
     from options.train_options import TrainOptions
 
     return TrainOptions().parse(
@@ -40,7 +40,7 @@ def train_opts(dataroot, tmp_path, *extra: str):
     )
 
 
-def test_opts(dataroot, tmp_path, *extra: str):
+def make_test_opts(dataroot, tmp_path, *extra: str):
     from options.test_options import TestOptions
 
     return TestOptions().parse(
