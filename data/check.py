@@ -367,7 +367,9 @@ def find_phases(dataroot: Path) -> list[str]:
     """Phases present below ``dataroot``: ``p`` with both ``pA`` and ``pB`` folders, or a known phase with either."""
     names = {p.name for p in dataroot.iterdir() if p.is_dir()} if dataroot.is_dir() else set()
     candidates = {n[:-1] for n in names if n[-1:] in ("A", "B") and len(n) > 1}
-    return sorted(p for p in candidates if (f"{p}A" in names and f"{p}B" in names) or p in KNOWN_PHASES)
+    found = [p for p in candidates if (f"{p}A" in names and f"{p}B" in names) or p in KNOWN_PHASES]
+    order = {p: i for i, p in enumerate(KNOWN_PHASES)}
+    return sorted(found, key=lambda p: (order.get(p, len(order)), p))
 
 
 def check_dataset(

@@ -229,7 +229,10 @@ def make_processor(args: argparse.Namespace, index: CocoIndex, image_dir: Path, 
         for ann in index.anns[cat_id][item.payload]:
             if args.crowd == "skip" and ann.get("iscrowd", 0):
                 continue
-            mask = decode(ann["segmentation"], height, width)
+            try:
+                mask = decode(ann["segmentation"], height, width)
+            except Exception as err:  # noqa: BLE001 -- re-raised naming the annotation; the item is skipped
+                raise ValueError(f"annotation {ann.get('id')}: {type(err).__name__}: {err}") from err
             if mask.shape != (height, width):
                 raise ValueError(f"annotation {ann.get('id')} decodes to {mask.shape}, image is {height}x{width}")
             mask = resize_and_center_crop(mask_image(mask), resize_hw, (size, size), resample)

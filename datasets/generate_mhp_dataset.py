@@ -85,9 +85,12 @@ def read_label_map(path: Path) -> np.ndarray:
     Gray or palette PNGs give their values (palette indices); an RGB file gives its first channel, which is what
     the original's OpenCV reading compared (its three channels are equal in MHP).
     """
-    with Image.open(path) as img:
-        img.load()
-        arr = np.asarray(img)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            arr = np.asarray(img)
+    except OSError as err:  # the item's source is the photo, so name the annotation at fault
+        raise OSError(f"annotation {path.name}: {err}") from err
     if arr.ndim == 3:
         arr = arr[:, :, 0]
     if arr.ndim != 2:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import math
 import os
@@ -40,8 +41,24 @@ _REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(_REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(_REPO_ROOT))
 
-from data.image_folder import index_masks
 from util.progress import Progress
+
+
+def _image_folder() -> ModuleType:
+    """``data.image_folder``, without running ``data/__init__.py`` when the package is not loaded yet.
+
+    The package's ``__init__`` imports torch (seconds of start-up) for the training loader; these scripts need
+    only the file-matching helpers, so they load that one file by path.
+    """
+    if "data.image_folder" in sys.modules or "data" in sys.modules:
+        return importlib.import_module("data.image_folder")
+    spec = importlib.util.spec_from_file_location("_instagan_image_folder", _REPO_ROOT / "data" / "image_folder.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+index_masks = _image_folder().index_masks
 
 OPTIONS_FILE = "prep_options.json"
 SUMMARY_FILE = "prep_summary.json"
