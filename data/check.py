@@ -168,9 +168,9 @@ class Report:
             if d["images"]:
                 hist = " ".join(f"{k}:{v}" for k, v in d["histogram"].items() if v)
                 lines.append(f"    instances histogram {hist}")
+                (w0, h0), (w1, h1) = d["size_min"], d["size_max"]
                 lines.append(
-                    f"    image sizes (WxH) {d['size_min'][0]}x{d['size_min'][1]} .. {d['size_max'][0]}x{d['size_max'][1]}"
-                    f"; soft (anti-aliased, valid) masks: {d['soft_masks']}"
+                    f"    image sizes (WxH) {w0}x{h0} .. {w1}x{h1}; soft (anti-aliased, valid) masks: {d['soft_masks']}"
                 )
         for severity, issues in ((ERROR, self.errors), (WARNING, self.warnings)):
             if not issues:
@@ -239,7 +239,7 @@ def check_image_file(path: Path) -> tuple[tuple[int, int] | None, list[Issue]]:
         with Image.open(path) as img:
             img.load()
             return img.size, []
-    except Exception as err:  # noqa: BLE001 -- any decoding failure is reported, naming the file
+    except Exception as err:  # any decoding failure is reported, naming the file
         return None, [Issue("unreadable", str(path), f"cannot read image ({type(err).__name__}: {err})")]
 
 
@@ -252,7 +252,7 @@ def check_mask_file(path: Path, image_size: tuple[int, int] | None) -> tuple[lis
         with Image.open(path) as img:
             img.load()
             mask = img.copy()
-    except Exception as err:  # noqa: BLE001 -- any decoding failure is reported, naming the file
+    except Exception as err:  # any decoding failure is reported, naming the file
         return [Issue("unreadable", str(path), f"cannot read mask ({type(err).__name__}: {err})")], False
     issues = []
     if image_size is not None and mask.size != image_size:

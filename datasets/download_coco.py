@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from util.progress import Progress
+from util.progress import Progress  # noqa: E402
 
 BASE_URL = "http://images.cocodataset.org"
 CHUNK = 1 << 20

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from prep_common import (
+from prep_common import (  # noqa: E402
     Item,
     OutputSplit,
     Produced,

@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from prep_common import (
+from prep_common import (  # noqa: E402
     RESAMPLE,
     Item,
     OutputSplit,
@@ -231,7 +231,7 @@ def make_processor(args: argparse.Namespace, index: CocoIndex, image_dir: Path, 
                 continue
             try:
                 mask = decode(ann["segmentation"], height, width)
-            except Exception as err:  # noqa: BLE001 -- re-raised naming the annotation; the item is skipped
+            except Exception as err:  # re-raised naming the annotation; the item is skipped
                 raise ValueError(f"annotation {ann.get('id')}: {type(err).__name__}: {err}") from err
             if mask.shape != (height, width):
                 raise ValueError(f"annotation {ann.get('id')} decodes to {mask.shape}, image is {height}x{width}")

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from prep_common import (
+from prep_common import (  # noqa: E402
     RESAMPLE,
     Item,
     OutputSplit,

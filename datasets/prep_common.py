@@ -41,7 +41,7 @@ _REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(_REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(_REPO_ROOT))
 
-from util.progress import Progress
+from util.progress import Progress  # noqa: E402
 
 
 def _image_folder() -> ModuleType:
@@ -401,7 +401,7 @@ def generate_split(
                 out.write(item.stem, result)
         except (KeyboardInterrupt, MissingDependency):
             raise
-        except Exception as err:  # noqa: BLE001 -- one bad file must not abort the run; it is reported by name
+        except Exception as err:  # one bad file must not abort the run; it is reported by name
             result = Skipped(REASON_ERROR, f"{type(err).__name__}: {err}", error=True)
         if isinstance(result, Skipped):
             summary.skip(phase, domain, item.source, result.reason, result.detail, result.error)

@@ -23,12 +23,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from data.check import check_dataset
+
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO / "datasets"
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from data.check import check_dataset  # noqa: E402
 
 
 def load_script(name: str) -> ModuleType:
@@ -385,15 +383,8 @@ def make_mhp(root: Path) -> None:
     5 (narrow portrait, skirt), 6 (corrupt annotation); test: 7 (pants and skirt)."""
     pants, skirt, hair = 6, 5, 2
     ann = root / "annotations"
-    for ident, (w, h) in {
-        1: (60, 90),
-        2: (90, 60),
-        3: (60, 90),
-        4: (60, 90),
-        5: (40, 90),
-        6: (60, 90),
-        7: (60, 90),
-    }.items():
+    sizes = {1: (60, 90), 2: (90, 60), 3: (60, 90), 4: (60, 90), 5: (40, 90), 6: (60, 90), 7: (60, 90)}
+    for ident, (w, h) in sizes.items():
         save_jpeg(root / "images" / f"{ident}.jpg", w, h, seed=ident)
     save_labels(ann / "1_02_01.png", person(90, 60, {pants: (50, 85, 10, 25)}))
     save_labels(ann / "1_02_02.png", person(90, 60, {pants: (50, 85, 32, 50), skirt: (40, 50, 32, 50)}), rgb=True)
