@@ -4,21 +4,24 @@ Layout (SPEC §4): ``D/{phase}A``, ``D/{phase}B`` hold images; ``D/{phase}A_seg`
 per instance, named ``<image stem>_<k>.<ext>``. Masks are read as the loader reads them (``convert("L")``): a pixel
 above 127 is on the instance. Soft, anti-aliased masks are valid (the original's datasets are full of them).
 
-Problems found, by kind (``KINDS`` below). Errors make training fail, so the exit status is 1:
-  missing_folder   an image or mask folder of a checked phase is missing
-  no_images        an image folder holds no image
-  unreadable       an image or mask file cannot be decoded
-  size_mismatch    a mask's width x height differs from its image's
+Problems found, by kind (``KINDS`` below). Errors stop training (``data/unaligned_seg_dataset.py`` raises on
+them; per-file ones can be skipped there with ``--skip_bad_samples``), so the exit status is 1:
+  missing_folder      --dataroot or an image folder of a checked phase is missing
+  no_images           an image folder holds no image
+  unreadable          an image or mask file cannot be decoded (zero-byte, truncated, not an image)
+  size_mismatch       a mask's width x height differs from its image's
+  color_mask          a mask whose color channels disagree (a color picture or a colored label map, not a mask)
+  too_many_masks      an image has masks with index >= --max_instances (a warning with --ignore_extra_masks,
+                      as the loader then reads only the first ones)
 Warnings do not stop training but usually mean a mistake (exit status 0, or 1 with ``--strict``):
-  no_masks         an image has no mask (it trains as an image with zero instances)
-  orphan_mask      a mask whose stem matches no image (never read)
-  bad_mask_name    a file in a mask folder not named <stem>_<k> (never read)
-  duplicate        two images with one stem, or two masks with one stem and index (only the first is read)
-  index_gap        an image's mask indices are not 0, 1, ..., n-1
-  too_many_masks   an image has masks with index >= --max_instances (those are not read)
-  color_mask       a mask whose color channels disagree (a color picture, or a colored label map, not a mask)
-  empty_mask       a mask with no pixel above 127 (translates as an absent instance)
-  not_an_image     a non-image file in an image or mask folder (ignored)
+  missing_mask_folder an image folder has no ``_seg`` folder (every image is read with zero instances)
+  no_masks            an image has no mask (it trains as an image with zero instances)
+  orphan_mask         a mask whose stem matches no image (never read)
+  bad_mask_name       a file in a mask folder not named <stem>_<k> (never read)
+  duplicate           two images with one stem, or two masks with one stem and index (only the first is read)
+  index_gap           an image's mask indices are not 0, 1, ..., n-1
+  empty_mask          a mask with no pixel above 127 (it behaves as an absent instance)
+  not_an_image        a non-image file in an image or mask folder (ignored)
 The report ends with per-folder statistics: images, masks, instances per image, image sizes, soft masks.
 
 The per-file checks (``inspect_mask``, ``check_image_file``, ``check_mask_file``, ``check_pair``) are meant to be
@@ -50,19 +53,21 @@ KINDS: dict[str, str] = {
     "no_images": ERROR,
     "unreadable": ERROR,
     "size_mismatch": ERROR,
+    "color_mask": ERROR,
+    "too_many_masks": ERROR,
+    "missing_mask_folder": WARNING,
     "no_masks": WARNING,
     "orphan_mask": WARNING,
     "bad_mask_name": WARNING,
     "duplicate": WARNING,
     "index_gap": WARNING,
-    "too_many_masks": WARNING,
-    "color_mask": WARNING,
     "empty_mask": WARNING,
     "not_an_image": WARNING,
 }
 
 KNOWN_PHASES = ("train", "test", "val", "sample")
 MIDPOINT = 127
+HIGH_BIT_DEPTH = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
 
 @dataclass
@@ -214,18 +219,36 @@ def instance_histogram(counts: Iterable[int], max_instances: int) -> dict[str, i
 # Per-file checks (reusable by the data loader)
 
 
+def mask_to_gray(mask: Image.Image) -> Image.Image:
+    """A decoded mask as the 8-bit ``L`` image the loader reads.
+
+    ``convert("L")`` for 8-bit modes; 16-bit and float masks, which ``convert`` would clip to white, keep values up
+    to 255 (an 8-bit mask stored in 16 bits), are scaled from 65535 above that, and from 1.0 when float in [0, 1].
+    """
+    if mask.mode not in HIGH_BIT_DEPTH:
+        return mask.convert("L")
+    array = np.asarray(mask).astype(np.float64)
+    top = float(array.max()) if array.size else 0.0
+    if mask.mode == "F" and top <= 1.0:
+        array = array * 255.0
+    elif top > 255:
+        array = array / 257.0
+    return Image.fromarray(np.clip(np.rint(array), 0, 255).astype(np.uint8), "L")
+
+
 def inspect_mask(mask: Image.Image) -> tuple[list[tuple[str, str]], bool]:
     """Look at a decoded mask. Returns ``([(kind, message), ...], soft)``.
 
-    ``kind`` is ``color_mask`` (color channels disagree) or ``empty_mask`` (no pixel above 127 once converted to L,
-    as the loader does); ``soft`` is True when some pixel is neither 0 nor 255 (anti-aliased edges: valid).
+    ``kind`` is ``color_mask`` (color channels disagree) or ``empty_mask`` (no pixel above 127 once read as the
+    loader reads it, see ``mask_to_gray``); ``soft`` is True when some pixel is neither 0 nor 255 (anti-aliased
+    edges: valid).
     """
     problems: list[tuple[str, str]] = []
     if mask.mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
         rgb = np.asarray(mask.convert("RGB"))
         if not ((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()):
             problems.append(("color_mask", f"{mask.mode} mask whose color channels differ; expected a gray mask"))
-    gray = np.asarray(mask.convert("L"))
+    gray = np.asarray(mask_to_gray(mask))
     if gray.size == 0 or int(gray.max()) <= MIDPOINT:
         top = int(gray.max()) if gray.size else 0
         problems.append(("empty_mask", f"no pixel above {MIDPOINT} (max {top}): the instance is empty"))
@@ -288,9 +311,17 @@ def _list_files(directory: Path) -> list[Path]:
 
 
 def check_folder(
-    dataroot: Path, phase: str, domain: str, max_instances: int, quiet: bool = True
+    dataroot: Path,
+    phase: str,
+    domain: str,
+    max_instances: int,
+    ignore_extra_masks: bool = False,
+    quiet: bool = True,
 ) -> tuple[list[Issue], FolderStats]:
-    """Check ``{phase}{domain}`` and ``{phase}{domain}_seg`` below ``dataroot``. Returns ``(issues, stats)``."""
+    """Check ``{phase}{domain}`` and ``{phase}{domain}_seg`` below ``dataroot``. Returns ``(issues, stats)``.
+
+    ``ignore_extra_masks`` mirrors the loader's option: masks with index >= ``max_instances`` are then a warning.
+    """
     img_dir = dataroot / f"{phase}{domain}"
     seg_dir = dataroot / f"{phase}{domain}_seg"
     issues: list[Issue] = []
@@ -298,7 +329,9 @@ def check_folder(
     if not img_dir.is_dir():
         return [Issue("missing_folder", str(img_dir), "image folder is missing")], stats
     if not seg_dir.is_dir():
-        issues.append(Issue("missing_folder", str(seg_dir), "mask folder is missing (every image would have no mask)"))
+        issues.append(
+            Issue("missing_mask_folder", str(seg_dir), "mask folder is missing: every image is read with no instance")
+        )
 
     files = _list_files(img_dir)
     images = [p for p in files if is_image_file(p)]
@@ -354,8 +387,18 @@ def check_folder(
             )
         if any(k >= max_instances for k in by_k):
             extra = sum(1 for k in by_k if k >= max_instances)
+            hint = (
+                "they are not read (--ignore_extra_masks)"
+                if ignore_extra_masks
+                else f"the loader stops: pass --max_instances {max(by_k) + 1} or --ignore_extra_masks"
+            )
             issues.append(
-                Issue("too_many_masks", str(image_path), f"{extra} mask(s) with index >= {max_instances} are not read")
+                Issue(
+                    "too_many_masks",
+                    str(image_path),
+                    f"{extra} mask(s) with index >= --max_instances {max_instances}; {hint}",
+                    severity=WARNING if ignore_extra_masks else ERROR,
+                )
             )
         if size is not None:
             stats.widths.append(size[0])
@@ -373,9 +416,17 @@ def find_phases(dataroot: Path) -> list[str]:
 
 
 def check_dataset(
-    dataroot: str | Path, phases: Iterable[str] | None = None, max_instances: int = 20, quiet: bool = True
+    dataroot: str | Path,
+    phases: Iterable[str] | None = None,
+    max_instances: int = 20,
+    *,
+    ignore_extra_masks: bool = False,
+    quiet: bool = True,
 ) -> Report:
-    """Check every folder of ``phases`` (default: all found) below ``dataroot``; see the module docstring."""
+    """Check every folder of ``phases`` (default: all found) below ``dataroot``; see the module docstring.
+
+    ``max_instances`` and ``ignore_extra_masks`` mean what the training options of the same names mean.
+    """
     dataroot = Path(dataroot)
     phases = list(phases) if phases else find_phases(dataroot)
     report = Report(str(dataroot), phases, max_instances)
@@ -389,7 +440,7 @@ def check_dataset(
         return report
     for phase in phases:
         for domain in ("A", "B"):
-            issues, stats = check_folder(dataroot, phase, domain, max_instances, quiet=quiet)
+            issues, stats = check_folder(dataroot, phase, domain, max_instances, ignore_extra_masks, quiet=quiet)
             report.issues.extend(issues)
             report.stats[f"{phase}{domain}"] = stats
     return report
@@ -404,12 +455,19 @@ def main(argv: list[str] | None = None) -> int:
         "--phase", action="append", help="phase to check (repeatable); default: every phase found (train, test, ...)"
     )
     parser.add_argument("--max_instances", type=int, default=20, help="masks read per image, as in training")
+    parser.add_argument(
+        "--ignore_extra_masks",
+        action="store_true",
+        help="as the training option: masks with index >= --max_instances are a warning, not an error",
+    )
     parser.add_argument("--strict", action="store_true", help="exit with status 1 on warnings too")
     parser.add_argument("--max_listed", type=int, default=10, help="issues listed per kind")
     parser.add_argument("--json", type=Path, help="also write the full report as JSON to this file")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    report = check_dataset(args.dataroot, args.phase, args.max_instances, quiet=args.quiet)
+    report = check_dataset(
+        args.dataroot, args.phase, args.max_instances, ignore_extra_masks=args.ignore_extra_masks, quiet=args.quiet
+    )
     print(report.format(args.max_listed))
     if args.json:
         args.json.write_text(json.dumps(report.to_dict(), indent=2) + "\n")

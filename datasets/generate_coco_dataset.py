@@ -271,11 +271,13 @@ def generate_coco_dataset(args: argparse.Namespace) -> int:
             ids = index.image_ids(category)
             if args.max_images > 0:
                 ids = ids[: args.max_images]
-            items = [
-                Item(Path(index.images[i]["file_name"]).stem, str(image_dir / index.images[i]["file_name"]), i)
-                for i in ids
-                if i in index.images
-            ]
+            items = []
+            for i in ids:
+                name = index.images.get(i, {}).get("file_name")
+                if name is None:  # an annotation of an image the file does not list
+                    summary.skip(phases[split], domain, f"image id {i}", "error", "not in the annotation file", True)
+                    continue
+                items.append(Item(Path(name).stem, str(image_dir / name), i))
             out = OutputSplit(args.save_root, phases[split], domain)
             process = make_processor(args, index, image_dir, category)
             generate_split(items, process, out, summary, phases[split], domain, category, quiet=args.quiet)

@@ -27,7 +27,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -424,13 +424,8 @@ def finish(summary: Summary, stream: TextIO | None = None) -> int:
     stream = stream or sys.stdout
     path = summary.write()
     print(summary.format(), file=stream)
-    print(f"  summary saved to {path}", file=stream)
+    print(
+        f"  summary saved to {path}; check the dataset with: python -m data.check --dataroot {summary.save_root}",
+        file=stream,
+    )
     return 1 if summary.empty_splits() else 0
-
-
-def group_by(values: Sequence[str], key: Callable[[str], str]) -> dict[str, list[str]]:
-    """Group ``values`` by ``key(value)``, each group sorted."""
-    groups: dict[str, list[str]] = defaultdict(list)
-    for v in values:
-        groups[key(v)].append(v)
-    return {k: sorted(v) for k, v in groups.items()}

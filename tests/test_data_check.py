@@ -134,9 +134,12 @@ def test_every_planted_problem_is_found_by_file(tmp_path):
     # nothing else: the clean part of the fixture (soft masks, gray RGB masks) stays clean
     flagged = {Path(i.path).name for i in report.issues}
     assert not flagged & {"0000_1.png", "0002_2.png", "0000.png", "0001.png"}
-    assert {i.severity for i in report.issues if i.kind in ("unreadable", "size_mismatch")} == {ERROR}
-    assert {i.severity for i in report.issues if i.kind == "empty_mask"} == {WARNING}
+    errors = ("unreadable", "size_mismatch", "color_mask", "too_many_masks")
+    assert {i.severity for i in report.issues if i.kind in errors} == {ERROR}
+    assert {i.severity for i in report.issues if i.kind not in errors} == {WARNING}
     assert not report.ok and report.exit_status() == 1
+    lenient = check_dataset(root, phases=["train"], max_instances=4, ignore_extra_masks=True)
+    assert {i.severity for i in lenient.issues if i.kind == "too_many_masks"} == {WARNING}
 
     text = report.format(max_listed=50)
     assert "FAILED" in text and "wrongsize_0.png" in text and "mask is 16x20, its image is 20x16" in text
@@ -157,15 +160,21 @@ def test_warnings_alone_exit_zero_unless_strict(tmp_path, capsys):
     "damage, kind",
     [
         (lambda r: __import__("shutil").rmtree(r / "trainB"), "missing_folder"),
-        (lambda r: __import__("shutil").rmtree(r / "trainA_seg"), "missing_folder"),
         (lambda r: [p.unlink() for p in (r / "testB").iterdir()], "no_images"),
+        (lambda r: (r / "testA" / "0000.png").write_bytes(b""), "unreadable"),
     ],
-    ids=["no_trainB", "no_trainA_seg", "empty_testB"],
+    ids=["no_trainB", "empty_testB", "zero_byte_image"],
 )
 def test_layout_errors(clean_root, damage, kind):
     damage(clean_root)
     report = check_dataset(clean_root)
     assert kind in report.kinds() and not report.ok, report.format()
+
+
+def test_missing_mask_folder_is_a_warning_as_in_the_loader(clean_root):
+    __import__("shutil").rmtree(clean_root / "trainA_seg")
+    report = check_dataset(clean_root)
+    assert report.ok and [i.kind for i in report.warnings] == ["missing_mask_folder"], report.format()
 
 
 def test_missing_dataroot_and_phase(tmp_path, clean_root):
@@ -191,6 +200,12 @@ def test_inspect_mask_rules():
     gray_rgb = Image.fromarray(np.array([[[0, 0, 0], [255, 255, 255]]], dtype=np.uint8))
     assert inspect_mask(gray_rgb) == ([], False)
     assert inspect_mask(Image.new("1", (3, 3), 1)) == ([], False)
+    # 16-bit masks are scaled as the loader scales them: 0/65535 is a full mask, 0/255 stored in 16 bits too
+    for top in (65535, 255):
+        wide = Image.fromarray(np.array([[0, top], [0, 0]], dtype=np.uint16))
+        assert inspect_mask(wide) == ([], False)
+    faint16 = Image.fromarray(np.array([[0, 20000], [0, 0]], dtype=np.uint16))
+    assert [k for k, _ in inspect_mask(faint16)[0]] == ["empty_mask"]
 
 
 def test_check_mask_file_for_the_loader(tmp_path):
