@@ -12,6 +12,7 @@ import http.server
 import importlib.util
 import io
 import json
+import math
 import subprocess
 import sys
 import threading
@@ -528,3 +529,29 @@ def test_download_rejects_bad_checksum(zip_server, tmp_path):
     with pytest.raises(SystemExit, match="MD5"):
         dl.main(["--root", str(root), "--items", "val", "--base_url", url, "--quiet"])
     assert not (root / "val2017.zip").exists() and not (root / "val2017").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Geometry: the original resized and cropped with torchvision; ours uses PIL alone and must give the same pixels
+
+
+@pytest.mark.parametrize("size", [(64, 48), (40, 60), (97, 33), (427, 640)])
+def test_coco_resize_crop_matches_torchvision(size):
+    transforms = pytest.importorskip("torchvision.transforms")
+    common = load_script("prep_common")
+    w, h = size
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8))
+    ref = transforms.Compose([transforms.Resize(32), transforms.CenterCrop(32)])(img)
+    ours = common.resize_and_center_crop(img, common.shorter_side_resize_hw(w, h, 32), (32, 32), Image.BILINEAR)
+    assert np.array_equal(np.asarray(ref), np.asarray(ours))
+
+
+@pytest.mark.parametrize("size", [(60, 90), (40, 90), (41, 90), (301, 451)])
+def test_mhp_resize_crop_matches_torchvision(size):
+    transforms = pytest.importorskip("torchvision.transforms")
+    common = load_script("prep_common")
+    w, h = size
+    img = Image.fromarray(np.random.default_rng(0).integers(1, 255, (h, w, 3), dtype=np.uint8))
+    ref = transforms.Compose([transforms.Resize([45, math.ceil(w / h * 45)]), transforms.CenterCrop([45, 30])])(img)
+    ours = common.resize_and_center_crop(img, common.height_resize_hw(w, h, 45), (45, 30), Image.BILINEAR)
+    assert np.array_equal(np.asarray(ref), np.asarray(ours))  # black side bands included
