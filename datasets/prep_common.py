@@ -385,7 +385,8 @@ def generate_split(
 ) -> None:
     """Run ``process`` on every item not already done, write what it produces, and record everything in ``summary``.
 
-    Any exception raised by ``process`` (an unreadable or malformed source file) skips that item only.
+    Any exception raised by ``process`` (an unreadable or malformed source file) skips that item only; an error
+    while writing the output stops the run.
     """
     summary.split(phase, domain, category)
     for item in Progress(items, desc=f"{phase}{domain} ({category})", disable=quiet):
@@ -395,17 +396,16 @@ def generate_split(
             continue
         try:
             result = process(item)
-            if isinstance(result, Produced) and not result.masks:
-                result = Skipped(REASON_NO_INSTANCE)
-            if isinstance(result, Produced):
-                out.write(item.stem, result)
-        except (KeyboardInterrupt, MissingDependency):
+        except MissingDependency:
             raise
-        except Exception as err:  # one bad file must not abort the run; it is reported by name
+        except Exception as err:  # one bad source file must not abort the run; it is reported by name
             result = Skipped(REASON_ERROR, f"{type(err).__name__}: {err}", error=True)
+        if isinstance(result, Produced) and not result.masks:
+            result = Skipped(REASON_NO_INSTANCE)
         if isinstance(result, Skipped):
             summary.skip(phase, domain, item.source, result.reason, result.detail, result.error)
         else:
+            out.write(item.stem, result)  # a failure here (disk full, permissions) is not the source's: it stops
             summary.add_image(phase, domain, len(result.masks))
 
 
