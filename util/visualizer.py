@@ -1,11 +1,18 @@
 """Training feedback: console and ``loss_log.txt``, the training web page, and Visdom when a server runs.
 
-Only the main process should build one (``train.py`` does). Visdom is optional: when it is not installed or no
-server answers, training goes on and one warning says how to start it.
+Only the main process builds a ``Visualizer`` (``train.py`` does). Visdom is optional: when it is not installed or
+no server answers, training goes on, one line says how to start a server, and the visualizer quietly tries again
+every ``retry_seconds``; once a server answers, the live plots start with the whole loss history. The training page
+``checkpoints/<name>/web/index.html`` needs no server: it shows the loss curve (drawn from ``loss_log.txt``) and the
+latest visuals of each epoch, newest first.
+
+``save_images`` and ``results_page`` write test.py's results page.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -14,11 +21,14 @@ import numpy as np
 import torch
 
 from . import html
-from .util import save_image, tensor2im
+from .loss_plot import COLORS, LossLog, _downsample, curve_points, render_svg
+from .util import atomic_write_text, save_image, tensor2im
+
+MAX_PLOT_POINTS = 2000  # per loss line sent to Visdom; longer histories are averaged in buckets
 
 
 class Visualizer:
-    def __init__(self, opt):
+    def __init__(self, opt, retry_seconds: float = 60.0, page_refresh: int = 60):
         self.opt = opt
         self.name = opt.name
         self.win_size = opt.display_winsize
@@ -27,85 +37,140 @@ class Visualizer:
         self.log_name = self.expr_dir / "loss_log.txt"
         with open(self.log_name, "a") as log_file:
             log_file.write(f"================ Training Loss ({time.strftime('%c')}) ================\n")
+        self.loss_log = LossLog(self.log_name)
         self.use_html = opt.isTrain and not opt.no_html
         self.web_dir = self.expr_dir / "web"
         self.img_dir = self.web_dir / "images"
+        self.page_refresh = page_refresh
         self.display_id = opt.display_id
         self.ncols = opt.display_ncols
+        self.server_url = f"{opt.display_server}:{opt.display_port}"
+        self.retry_seconds = retry_seconds
         self.vis = None
+        self.warned = False
+        self.next_try = 0.0
+        self.epoch_size: int | None = None  # images per epoch, learnt from plot_current_losses
+        self._last_iters = 0
         self.plot_data: dict[str, list] = {"X": [], "Y": [], "legend": []}
         if self.display_id > 0:
-            self.vis = self._connect_visdom()
+            self._connect()
 
-    def _connect_visdom(self):
-        server = f"{self.opt.display_server}:{self.opt.display_port}"
+    # ---------------------------------------------------------------- Visdom
+    def _connect(self) -> bool:
+        """Try the server once; on failure warn (the first time only) and schedule the next try."""
+        self.next_try = time.monotonic() + self.retry_seconds
         try:
-            import visdom
+            self.vis = _visdom_client(self.opt.display_server, self.opt.display_port, self.opt.display_env)
         except ImportError:
-            print(f"Visdom is not installed: live plots are off (pip install visdom, or --display_id 0). "
-                  f"The training page is {self.web_dir / 'index.html'}.")  # fmt: skip
-            return None
-        try:
-            vis = visdom.Visdom(server=self.opt.display_server, port=self.opt.display_port, env=self.opt.display_env,
-                                raise_exceptions=False, use_incoming_socket=False)  # fmt: skip
-            if vis.check_connection(timeout_seconds=1):
-                return vis
+            self.display_id = 0  # no retries: installing a package needs a restart anyway
+            self._warn("Visdom is not installed, so live plots are off (pip install -r requirements-visdom.txt, "
+                       "or pass --display_id 0).")  # fmt: skip
+            return False
         except Exception:
-            pass
-        print(f"No Visdom server at {server}: live plots are off. Start one with `python -m visdom.server "
-              f"-port {self.opt.display_port}` (or pass --display_id 0). The training page is "
-              f"{self.web_dir / 'index.html'}.")  # fmt: skip
-        return None
+            self.vis = None
+            self._warn(
+                f"No Visdom server at {self.server_url}, so live plots are off; training goes on and retries every "
+                f"{self.retry_seconds:.0f} s. Start one with `python -m visdom.server -port {self.opt.display_port}` "
+                f"(offline machines: `python scripts/install_visdom_assets.py` once first) and open {self.server_url}, "
+                "or pass --display_id 0."
+            )
+            return False
+        if self.warned:  # the loss plot is resent whole, with its history, at the next print_freq
+            print(f"Visdom server at {self.server_url} answered: live plots are on.", flush=True)
+        return True
 
+    def _warn(self, message: str) -> None:
+        if not self.warned:
+            self.warned = True
+            print(f"{message} Training page: {self.web_dir / 'index.html'}", flush=True)
+
+    def _call(self, send) -> None:
+        """Run ``send(vis)`` if a server is (or, once per ``retry_seconds``, comes) up; never raise."""
+        if self.display_id <= 0:
+            return
+        if self.vis is None and (time.monotonic() < self.next_try or not self._connect()):
+            return
+        try:
+            send(self.vis)
+        except Exception:
+            self.vis = None
+            self.next_try = time.monotonic() + self.retry_seconds
+            self._warn(f"Lost the Visdom server at {self.server_url}; retrying every {self.retry_seconds:.0f} s.")
+
+    def _send_losses(self, vis) -> None:
+        columns = {n: [y[i] for y in self.plot_data["Y"]] for i, n in enumerate(self.plot_data["legend"])}
+        x, ys = _downsample(self.plot_data["X"], columns, MAX_PLOT_POINTS)
+        legend = list(ys)
+        X = np.stack([np.asarray(x, dtype=np.float64)] * len(legend), 1)
+        Y = np.stack([np.asarray(ys[n], dtype=np.float64) for n in legend], 1)
+        vis.line(X=X, Y=Y, win=str(self.display_id),
+                 opts={"title": f"{self.name} loss over time", "legend": legend, "xlabel": "epoch", "ylabel": "loss",
+                       "linecolor": np.array([_rgb(COLORS[i % len(COLORS)]) for i in range(len(legend))])})  # fmt: skip
+
+    def _send_images(self, vis, images: OrderedDict[str, np.ndarray]) -> None:
+        if self.ncols > 0:
+            ncols = min(self.ncols, len(images))
+            grid = np.stack([im.transpose(2, 0, 1) for im in _same_size(list(images.values()))])
+            vis.images(grid, nrow=ncols, win=str(self.display_id + 1), padding=2,
+                       opts={"title": f"{self.name} images"})  # fmt: skip
+            rows = [list(images)[i : i + ncols] for i in range(0, len(images), ncols)]
+            table = "".join("<tr>" + "".join(f"<td>{label}</td>" for label in row) + "</tr>" for row in rows)
+            vis.text(f"<table>{table}</table>", win=str(self.display_id + 2), opts={"title": f"{self.name} labels"})
+        else:
+            for i, (label, im) in enumerate(images.items()):
+                vis.image(im.transpose(2, 0, 1), win=str(self.display_id + 1 + i), opts={"title": label})
+
+    # ---------------------------------------------------------------- CycleGAN's API
     def display_current_results(self, visuals: OrderedDict[str, torch.Tensor], epoch: int, save_result: bool) -> None:
-        """Show the current visuals in Visdom and, when ``save_result``, add them to the training page."""
+        """Show the current visuals in Visdom and, when ``save_result``, put them and the loss curve on the training
+        page (``visuals``: name -> ``[B, C, H, W]`` in [-1, 1]; the first sample is shown)."""
         images = OrderedDict((label, tensor2im(image)) for label, image in visuals.items())
-        if self.vis is not None:
-            try:
-                if self.ncols > 0:
-                    grid = np.stack([im.transpose(2, 0, 1) for im in _same_size(list(images.values()))])
-                    self.vis.images(grid, nrow=self.ncols, win=self.display_id + 1, padding=2,
-                                    opts={"title": f"{self.name} images", "caption": " | ".join(images)})  # fmt: skip
-                else:
-                    for i, (label, im) in enumerate(images.items()):
-                        self.vis.image(im.transpose(2, 0, 1), win=self.display_id + 1 + i, opts={"title": label})
-            except Exception:
-                self.vis = None
+        self._call(lambda vis: self._send_images(vis, images))
         if self.use_html and save_result:
             for label, im in images.items():
                 save_image(im, self.img_dir / f"epoch{epoch:03d}_{label}.png")
             self.write_page(epoch, list(images))
 
-    def write_page(self, epoch: int, labels: list[str]) -> None:
-        page = html.HTML(self.web_dir, f"Experiment name = {self.name}", refresh=60)
+    def write_page(self, epoch: int, labels: list[str]) -> Path:
+        """The training page: the loss curve, then each epoch's latest visuals, newest epoch first."""
+        page = html.HTML(self.web_dir, f"Experiment name = {self.name}", refresh=self.page_refresh)
+        page.add_text(f"Updated {time.strftime('%Y-%m-%d %H:%M:%S')} at epoch {epoch}; "
+                      f"this page reloads every {self.page_refresh} s.")  # fmt: skip
+        svg = self.loss_curve_svg()
+        atomic_write_text(self.web_dir / "loss_curve.svg", svg)
+        page.add_raw(f'<div class="loss-curve">{svg}</div>')
+        options = self.expr_dir / "train_opt.txt"
+        if options.is_file():
+            page.add_details("options", options.read_text())
+        ncols = self.ncols if self.ncols > 0 else 0
         for n in range(epoch, 0, -1):
             names = [f"epoch{n:03d}_{label}.png" for label in labels]
             if not all((self.img_dir / name).is_file() for name in names):
                 continue
             page.add_header(f"epoch [{n}]")
-            page.add_images(names, labels, names, width=self.win_size)
-        page.save()
+            page.add_images(names, labels, names, width=self.win_size, ncols=ncols)
+        return page.save()
+
+    def loss_curve_svg(self) -> str:
+        x, series = curve_points(self.loss_log.update(), self.epoch_size)
+        return render_svg(x, series, f"{self.name} loss over time")
 
     def plot_current_losses(self, epoch: int, counter_ratio: float, losses: OrderedDict[str, float]) -> None:
-        """One Visdom line per loss; x is the fractional epoch."""
-        if self.vis is None:
+        """One Visdom line per loss; x is the fractional epoch ``epoch - 1 + counter_ratio`` (epochs completed)."""
+        if counter_ratio > 0 and self._last_iters > 0:
+            self.epoch_size = max(1, round(self._last_iters / counter_ratio))
+        if self.display_id <= 0:
             return
-        self.plot_data["X"].append(epoch + counter_ratio)
-        self.plot_data["Y"].append([losses[k] for k in losses])
-        self.plot_data["legend"] = list(losses)
-        try:
-            x = np.array(self.plot_data["X"])
-            self.vis.line(
-                X=np.stack([x] * len(losses), 1), Y=np.array(self.plot_data["Y"]), win=self.display_id,
-                opts={"title": f"{self.name} loss over time", "legend": self.plot_data["legend"],
-                      "xlabel": "epoch", "ylabel": "loss"},
-            )  # fmt: skip
-        except Exception:
-            self.vis = None
+        if list(losses) != self.plot_data["legend"]:
+            self.plot_data = {"X": [], "Y": [], "legend": list(losses)}
+        self.plot_data["X"].append(epoch - 1 + counter_ratio)
+        self.plot_data["Y"].append([float(v) for v in losses.values()])
+        self._call(self._send_losses)
 
     def print_current_losses(self, epoch: int, iters: int, losses: OrderedDict[str, float], t_comp: float,
                              t_data: float, extra: str = "") -> str:  # fmt: skip
         """CycleGAN's line: ``(epoch: 1, iters: 100, time: 0.512, data: 0.003) D_A: 0.251 G_A: ...``."""
+        self._last_iters = iters
         message = f"(epoch: {epoch}, iters: {iters}, time: {t_comp:.3f}, data: {t_data:.3f}) "
         message += " ".join(f"{k}: {v:.3f}" for k, v in losses.items())
         if extra:
@@ -116,7 +181,125 @@ class Visualizer:
         return message
 
 
+@functools.lru_cache(maxsize=1)
+def _client_class():
+    """A ``visdom.Visdom`` whose requests time out, whose HTTP errors count as failures, and whose library logging
+    (a warning per session, tracebacks) stays quiet: the Visualizer reports problems in one line of its own."""
+    import requests
+    import visdom
+
+    logging.getLogger("visdom").setLevel(logging.CRITICAL)
+
+    class Client(visdom.Visdom):
+        timeout = (2.0, 10.0)  # seconds to connect, to answer
+
+        @property
+        def session(self):
+            if self._session is None:
+                self._session = requests.Session()
+            return self._session
+
+        def _handle_post(self, url, data=None):
+            r = self.session.post(url, data=data or {}, timeout=self.timeout)
+            r.raise_for_status()
+            return r.text
+
+    return Client
+
+
+def _visdom_client(server: str, port: int, env: str):
+    """Connect, or raise: the constructor's first request (create ``env``) fails when no server answers."""
+    return _client_class()(server=server, port=port, env=env, raise_exceptions=True, use_incoming_socket=False)
+
+
+def _rgb(color: str) -> list[int]:
+    return [int(color[i : i + 2], 16) for i in (1, 3, 5)]
+
+
 def _same_size(images: list[np.ndarray]) -> list[np.ndarray]:
     h = max(im.shape[0] for im in images)
     w = max(im.shape[1] for im in images)
     return [np.pad(im, ((0, h - im.shape[0]), (0, w - im.shape[1]), (0, 0)), constant_values=255) for im in images]
+
+
+# -------------------------------------------------------------------- test.py's results page
+def overlay_masks(image: np.ndarray, masks: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """Instances drawn over an image, one colour each, filled at ``alpha`` with a solid outline.
+
+    ``image``: ``[H, W, 3]`` uint8; ``masks``: ``[N, H, W]`` in [-1, 1] (> 0 on the instance; empty slots ignored).
+    """
+    if image.shape[:2] != masks.shape[1:]:
+        raise ValueError(f"image {image.shape[:2]} and masks {masks.shape[1:]} differ in size")
+    out = image.astype(np.float32)
+    for k, mask in enumerate(masks > 0):
+        if not mask.any():
+            continue
+        color = np.array(_rgb(COLORS[k % len(COLORS)]), dtype=np.float32)
+        out[mask] = (1 - alpha) * out[mask] + alpha * color
+        inner = mask.copy()  # 4-neighbour erosion; what it removes is the outline
+        inner[1:] &= mask[:-1]
+        inner[:-1] &= mask[1:]
+        inner[:, 1:] &= mask[:, :-1]
+        inner[:, :-1] &= mask[:, 1:]
+        out[mask & ~inner] = color
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
+def overlay_visuals(model) -> OrderedDict[str, np.ndarray]:
+    """``real_A_overlay``, ``fake_B_overlay``, ``real_B_overlay``, ``fake_A_overlay``: each image of the first sample
+    with its instance masks (the input's, or the translated ones) drawn over it. Missing attributes are skipped."""
+    out = OrderedDict()
+    sources = (("real_A", "real_A_segs"), ("fake_B", "fake_B_seg_list"), ("real_B", "real_B_segs"),
+               ("fake_A", "fake_A_seg_list"))  # fmt: skip
+    for label, seg_name in sources:
+        image, segs = getattr(model, f"{label}_img", None), getattr(model, seg_name, None)
+        if image is None or segs is None or (isinstance(segs, list) and not segs):
+            continue
+        segs = torch.cat(segs, dim=1) if isinstance(segs, list) else segs
+        out[f"{label}_overlay"] = overlay_masks(tensor2im(image), segs[0].detach().float().cpu().numpy())
+    return out
+
+
+def results_visuals(model) -> OrderedDict[str, np.ndarray]:
+    """The 12 visuals and the 4 overlays, ordered as two rows of 8: domain A's six visuals, ``real_A_overlay``,
+    ``fake_B_overlay``, then the same for B."""
+    images = OrderedDict((k, tensor2im(v)) for k, v in model.get_current_visuals().items())
+    overlays = overlay_visuals(model)
+    ordered = OrderedDict()
+    for side, other in (("A", "B"), ("B", "A")):
+        for k, v in images.items():
+            if k.startswith(f"real_{side}") or k.startswith(f"fake_{other}") or k.startswith(f"rec_{side}"):
+                ordered[k] = v
+        for k in (f"real_{side}_overlay", f"fake_{other}_overlay"):
+            if k in overlays:
+                ordered[k] = overlays[k]
+    for k, v in {**images, **overlays}.items():  # anything a model adds that the rows above do not name
+        ordered.setdefault(k, v)
+    return ordered
+
+
+def save_images(webpage: html.HTML, visuals: OrderedDict, image_path: str, aspect_ratio: float = 1.0,
+                width: int = 256, ncols: int = 8) -> None:  # fmt: skip
+    """One entry of the results page: a header with the input's name, then ``<stem>_<label>.png`` for each visual
+    (tensors ``[B, C, H, W]`` in [-1, 1], first sample, or ``[H, W, 3]`` uint8 arrays), ``ncols`` per row."""
+    stem = Path(image_path).stem
+    webpage.add_header(stem)
+    names, labels = [], []
+    for label, image in visuals.items():
+        name = f"{stem}_{label}.png"
+        save_image(tensor2im(image) if torch.is_tensor(image) else image, webpage.get_image_dir() / name, aspect_ratio)
+        names.append(name)
+        labels.append(label)
+    webpage.add_images(names, labels, names, width=width, ncols=ncols)
+
+
+def results_page(web_dir: str | Path, opt, epoch: str, options: str) -> html.HTML:
+    """test.py's page, headed by the run's name, phase and epoch, with its options folded underneath."""
+    page = html.HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {epoch}")
+    page.add_text(
+        f"Written {time.strftime('%Y-%m-%d %H:%M:%S')} from checkpoint '{epoch}' of {opt.name} "
+        f"({Path(opt.checkpoints_dir) / opt.name}); dataroot {opt.dataroot}. Each input shows its translations, "
+        "the merged masks, and the instance masks drawn over the images (*_overlay)."
+    )
+    page.add_details("options", options)
+    return page
