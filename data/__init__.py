@@ -7,6 +7,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from util.distributed import get_rank, get_world_size
 
+from .sampler import ResumableSampler
 from .unaligned_seg_dataset import UnalignedSegDataset
 
 DATASETS: dict[str, type[Dataset]] = {"unaligned_seg": UnalignedSegDataset}
@@ -29,23 +30,19 @@ def create_dataset(opt) -> Dataset:
 def create_dataloader(opt, dataset: Dataset, device: torch.device | None = None, seed: int = 0) -> DataLoader:
     """A loader of ``--batch_size`` (split over the ranks under torchrun). Shuffles unless ``--serial_batches``.
 
-    Under torch.distributed each rank reads its own shard (``DistributedSampler``; call ``set_epoch`` each epoch).
+    The order is ``ResumableSampler``'s: a function of (seed, epoch), so a resumed run reads the same batches (call
+    ``set_epoch`` each epoch). Under torch.distributed each rank reads its own shard of it, like ``DistributedSampler``.
     """
     world = get_world_size()
     if opt.batch_size % world:
         raise ValueError(f"--batch_size {opt.batch_size} must be divisible by the number of processes ({world})")
-    shuffle = not opt.serial_batches
-    sampler = None
-    if world > 1:
-        sampler = torch.utils.data.DistributedSampler(
-            dataset, num_replicas=world, rank=get_rank(), shuffle=shuffle, seed=seed
-        )
+    sampler = ResumableSampler(len(dataset), shuffle=not opt.serial_batches, seed=seed, num_replicas=world,
+                               rank=get_rank())  # fmt: skip
     generator = torch.Generator()
     generator.manual_seed(seed)
     return DataLoader(
         dataset,
         batch_size=opt.batch_size // world,
-        shuffle=shuffle if sampler is None else False,
         sampler=sampler,
         num_workers=opt.num_threads,
         pin_memory=device is not None and device.type == "cuda",

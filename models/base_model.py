@@ -8,11 +8,21 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from util.distributed import unwrap
-from util.util import atomic_torch_save
+from util.checkpoint import read_checkpoint, write_checkpoint
+from util.distributed import any_across_ranks, unwrap
 
 from .compat import load_state_dict_checked
-from .schedulers import get_scheduler
+from .image_pool import ImagePool
+from .schedulers import LinearDecay, get_scheduler
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss is NaN or infinite; raised before the optimizer step it would have spoiled."""
+
+    def __init__(self, names: list[str], step: int | None = None):
+        self.names, self.step = names, step
+        where = f" at sequential step {step + 1}" if step is not None else ""
+        super().__init__(f"non-finite loss {', '.join(names)}{where}")
 
 
 class BaseModel:
@@ -48,10 +58,11 @@ class BaseModel:
         return {name: getattr(self, f"net{name}") for name in self.model_names}
 
     def setup(self, opt) -> None:
-        """Schedulers for training; weights from ``opt.epoch`` for testing or ``--continue_train``."""
+        """Schedulers for training; weights from ``opt.epoch`` for testing. ``--continue_train`` is resumed by
+        ``util.session.TrainingSession``, which restores the whole training state, not only the weights."""
         if self.isTrain:
             self.schedulers = [get_scheduler(optimizer, opt) for optimizer in self.optimizers]
-        if not self.isTrain or opt.continue_train:
+        else:
             self.load_networks(f"iter_{opt.load_iter}" if opt.load_iter > 0 else opt.epoch)
 
     def eval(self) -> None:
@@ -86,7 +97,7 @@ class BaseModel:
         """``<epoch>_net_<name>.pth``: the unwrapped state_dict on the CPU, written atomically."""
         for name, net in self.networks().items():
             state = {k: v.detach().cpu() for k, v in unwrap(net).state_dict().items()}
-            atomic_torch_save(state, self.network_path(epoch, name))
+            write_checkpoint(state, self.network_path(epoch, name))
 
     def load_networks(self, epoch: int | str) -> None:
         for name, net in self.networks().items():
@@ -96,11 +107,53 @@ class BaseModel:
                     f"{path} not found: no checkpoint '{epoch}' for network {name} of experiment "
                     f"'{self.opt.name}' in {self.save_dir}. Check --name, --checkpoints_dir and --epoch."
                 )
-            try:
-                state = torch.load(path, map_location=self.device, weights_only=True)
-            except Exception as e:
-                raise RuntimeError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from e
-            load_state_dict_checked(unwrap(net), state, str(path))
+            load_state_dict_checked(unwrap(net), read_checkpoint(path, self.device), str(path))
+
+    # ---------------------------------------------------------------- training state (util/checkpoint.py)
+
+    def pools(self) -> dict[str, ImagePool]:
+        return {k: v for k, v in vars(self).items() if isinstance(v, ImagePool)}
+
+    def training_state_dict(self) -> dict:
+        """Networks (unwrapped, on the CPU), optimizers, schedulers and image pools."""
+        return {
+            "networks": {name: {k: v.detach().cpu() for k, v in unwrap(net).state_dict().items()}
+                         for name, net in self.networks().items()},
+            "optimizers": [o.state_dict() for o in self.optimizers],
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "pools": {name: pool.state_dict() for name, pool in self.pools().items()},
+        }  # fmt: skip
+
+    def load_training_state_dict(self, state: dict, source: str) -> None:
+        """Inverse of ``training_state_dict``; a mismatch names ``source`` and the tensors at fault."""
+        for name, net in self.networks().items():
+            if name not in state["networks"]:
+                raise RuntimeError(f"{source} has no network {name} (it holds {sorted(state['networks'])})")
+            load_state_dict_checked(unwrap(net), state["networks"][name], f"{source} [net{name}]")
+        if len(state["optimizers"]) != len(self.optimizers) or len(state["schedulers"]) != len(self.schedulers):
+            raise RuntimeError(f"{source} holds {len(state['optimizers'])} optimizers and {len(state['schedulers'])} "
+                               f"schedulers, the model {len(self.optimizers)} and {len(self.schedulers)}: "
+                               "it was written by another model (--model)")  # fmt: skip
+        for optimizer, saved in zip(self.optimizers, state["optimizers"]):
+            optimizer.load_state_dict(saved)
+        for scheduler, saved in zip(self.schedulers, state["schedulers"]):
+            scheduler.load_state_dict(saved)
+            for fn in getattr(scheduler, "lr_lambdas", []):  # a longer --niter/--niter_decay extends the schedule
+                if isinstance(fn, LinearDecay):
+                    fn.niter, fn.niter_decay = self.opt.niter, self.opt.niter_decay
+        for name, pool in self.pools().items():
+            if name in state["pools"]:
+                pool.load_state_dict(state["pools"][name], self.device)
+
+    def check_finite(self, losses: dict[str, torch.Tensor], step: int | None = None) -> None:
+        """With ``--skip_nonfinite``, raise ``NonFiniteLossError`` before a NaN/inf loss reaches backward and the
+        optimizer step (one device sync per call; the decision is all-reduced so every rank skips together)."""
+        if not getattr(self.opt, "skip_nonfinite", False) or not losses:
+            return
+        finite = torch.stack([v.detach().float().reshape(()) for v in losses.values()]).isfinite()
+        if any_across_ranks(~finite.all().reshape(1)).item():
+            names = [k for k, ok in zip(losses, finite.tolist()) if not ok]
+            raise NonFiniteLossError(names or ["(on another rank)"], step)
 
     def print_networks(self, verbose: bool = False) -> str:
         lines = ["---------- Networks initialized -------------"]

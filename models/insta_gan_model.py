@@ -240,12 +240,14 @@ class InstaGANModel(BaseModel):
             self.set_requires_grad(D_nets, False)
             self.optimizer_G.zero_grad(set_to_none=False)
             loss_G = self.compute_G_loss(A, B)
+            self.check_finite(loss_G, m)  # --skip_nonfinite: stop before a NaN reaches the weights
             sum(loss_G.values()).backward()
             self.optimizer_G.step()
 
             self.set_requires_grad(D_nets, True)
             self.optimizer_D.zero_grad(set_to_none=False)
             loss_D = self.compute_D_loss(A, B)
+            self.check_finite(loss_D, m)
             sum(loss_D.values()).backward()
             self.optimizer_D.step()
 

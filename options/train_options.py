@@ -29,8 +29,20 @@ class TrainOptions(BaseOptions):
         add("--save_latest_freq", type=int, default=5000, help="save 'latest' every this many images")
         add("--save_epoch_freq", type=int, default=5, help="save a per-epoch checkpoint every this many epochs")
         add("--save_by_iter", action="store_true", help="also keep the periodic checkpoints as iter_<n>")
-        add("--continue_train", action="store_true", help="continue training from the checkpoint --epoch")
-        add("--epoch_count", type=int, default=1, help="the first epoch's number (when continuing by hand)")
+        add("--continue_train", action="store_true",
+            help="resume the run exactly where checkpoint --epoch (default latest) stopped: networks, optimizers, "
+                 "schedules, image pools, random state, position in the epoch")
+        add("--epoch_count", type=int, default=1,
+            help="the first epoch's number (set by --continue_train; by hand only for network-only checkpoints)")
+        add("--keep_epoch_state", action="store_true",
+            help="also keep the full training state of every --save_epoch_freq epoch (<epoch>_state.pth), not only "
+                 "of the latest")
+        # robustness
+        add("--deterministic", action="store_true",
+            help="deterministic algorithms: with the same --seed the same weights, and a resumed run equal to an "
+                 "uninterrupted one (exactly on the CPU)")
+        add("--skip_nonfinite", action="store_true",
+            help="skip a batch whose loss is NaN/inf (logged) instead of stopping; checks before each optimizer step")
         add("--phase", type=str, default="train", help="data subfolders: {phase}A, {phase}B, ...")
         # optimization
         add("--niter", "--n_epochs", dest="niter", type=int, default=100, help="epochs at the initial learning rate")
