@@ -3,7 +3,8 @@
     python test.py --dataroot ./datasets/shp2gir_coco --name shp2gir_coco_instagan \
         --loadSizeH 200 --loadSizeW 200 --fineSizeH 200 --fineSizeW 200 --ins_per 2 --ins_max 20
 
-Results: ./results/<name>/<phase>_<epoch>/index.html, one row per input with the 12 visuals as PNGs in images/.
+Results: ./results/<name>/<phase>_<epoch>/index.html, headed by the run's name, epoch and options; per input, the 12
+visuals and the instance masks drawn over the real and translated images (``*_overlay``), as PNGs in images/.
 """
 
 from __future__ import annotations
@@ -13,25 +14,11 @@ from pathlib import Path
 
 from data import create_dataloader, create_dataset
 from models import create_model
-from options.base_options import resolve_device, save_options
+from options.base_options import options_text, resolve_device, save_options
 from options.test_options import TestOptions
 from train import seed_everything
-from util.html import HTML
 from util.progress import Progress
-from util.util import save_image, tensor2im
-
-
-def save_images(webpage: HTML, visuals: dict, image_path: str, aspect_ratio: float = 1.0, width: int = 256) -> None:
-    """One row of the page: ``<stem>_<label>.png`` for each visual of the first sample."""
-    stem = Path(image_path).stem
-    webpage.add_header(stem)
-    names, labels = [], []
-    for label, image in visuals.items():
-        name = f"{stem}_{label}.png"
-        save_image(tensor2im(image), webpage.get_image_dir() / name, aspect_ratio)
-        names.append(name)
-        labels.append(label)
-    webpage.add_images(names, labels, names, width=width)
+from util.visualizer import results_page, results_visuals, save_images
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -52,15 +39,14 @@ def main(argv: list[str] | None = None) -> Path:
 
     epoch = f"iter_{opt.load_iter}" if opt.load_iter > 0 else opt.epoch
     web_dir = Path(opt.results_dir) / opt.name / f"{opt.phase}_{epoch}"
-    webpage = HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {epoch}")
+    webpage = results_page(web_dir, opt, epoch, options_text(opt, parser.parser))
     total = min(opt.num_test, len(dataset))
     for i, data in enumerate(Progress(loader, total=total, desc="test")):
         if i >= opt.num_test:
             break
         model.set_input(data)
         model.test()
-        save_images(webpage, model.get_current_visuals(), model.get_image_paths()[0], opt.aspect_ratio,
-                    opt.display_winsize)  # fmt: skip
+        save_images(webpage, results_visuals(model), model.get_image_paths()[0], opt.aspect_ratio, opt.display_winsize)
     index = webpage.save()
     print(f"results page: {index}")
     return index
