@@ -16,7 +16,6 @@ import random
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 import torchvision.transforms.functional as TF
 from PIL import Image, UnidentifiedImageError
@@ -24,7 +23,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from .check import inspect_mask
+from .check import HIGH_BIT_DEPTH, inspect_mask, mask_to_gray
 from .image_folder import index_masks, make_dataset, masks_for
 from .sampler import derive_seed
 
@@ -34,7 +33,6 @@ LAYOUT_HINT = (
 )
 CHECK_HINT = "python -m data.check --dataroot <dataroot> lists every such file"
 SKIP_HINT = "or pass --skip_bad_samples to skip such samples with a warning"
-HIGH_BIT_DEPTH = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
 
 class BadSampleError(RuntimeError):
@@ -70,12 +68,18 @@ class UnalignedSegDataset(Dataset):
 
     @staticmethod
     def modify_commandline_options(parser, is_train: bool):
-        parser.add_argument("--skip_bad_samples", action="store_true",
-                            help="replace a sample whose files cannot be read by the next one, with a warning "
-                                 "(counted and listed in loss_log.txt), instead of stopping")
-        parser.add_argument("--ignore_extra_masks", action="store_true",
-                            help="read only the masks with index < --max_instances, as the 2018 code did, instead "
-                                 "of stopping when an image has more")
+        parser.add_argument(
+            "--skip_bad_samples",
+            action="store_true",
+            help="replace a sample whose files cannot be read by the next one, with a warning "
+            "(counted and listed in loss_log.txt), instead of stopping",
+        )
+        parser.add_argument(
+            "--ignore_extra_masks",
+            action="store_true",
+            help="read only the masks with index < --max_instances, as the 2018 code did, instead "
+            "of stopping when an image has more",
+        )
         return parser  # fmt: skip
 
     def __init__(self, opt):
@@ -221,22 +225,10 @@ def _open(path: Path, what: str) -> Image.Image:
         ) from e
 
 
-def _to_8bit(image: Image.Image) -> Image.Image:
-    """16-bit or float gray -> ``L``. ``convert`` would clip every value above 255 to white; values up to 255
-    are kept (an 8-bit image stored in 16 bits), larger ones scaled from 65535, floats in [0, 1] from 1."""
-    array = np.asarray(image).astype(np.float64)
-    top = float(array.max()) if array.size else 0.0
-    if image.mode == "F" and top <= 1.0:
-        array = array * 255.0
-    elif top > 255:
-        array = array / 257.0
-    return Image.fromarray(np.clip(np.rint(array), 0, 255).astype(np.uint8), "L")
-
-
 def to_rgb(image: Image.Image, path: Path) -> Image.Image:
     """Any image mode -> ``RGB`` (gray replicated, palette looked up, alpha dropped as the 2018 code did)."""
-    if image.mode in HIGH_BIT_DEPTH:
-        image = _to_8bit(image)
+    if image.mode in HIGH_BIT_DEPTH:  # 16-bit or float gray: scaled to 8 bits as masks are
+        image = mask_to_gray(image)
     try:
         return image.convert("RGB")
     except (ValueError, OSError) as e:
@@ -245,13 +237,12 @@ def to_rgb(image: Image.Image, path: Path) -> Image.Image:
 
 
 def to_gray_mask(mask: Image.Image, path: Path) -> Image.Image:
-    """Any mask mode -> ``L`` as the 2018 code read it; an error when the colour channels disagree."""
-    if mask.mode in HIGH_BIT_DEPTH:
-        return _to_8bit(mask)
+    """Any mask mode -> ``L`` as the 2018 code read it (16-bit scaled, see ``data.check.mask_to_gray``); an error
+    when the colour channels disagree."""
     for kind, message in inspect_mask(mask)[0]:
         if kind == "color_mask":
             raise BadSampleError(
                 f"mask {path}: {message}, so which pixels belong to the instance is ambiguous. Save one gray (L) "
                 f"mask per instance, 255 on the instance and 0 elsewhere ({CHECK_HINT}), {SKIP_HINT}"
             )
-    return mask.convert("L")
+    return mask_to_gray(mask)

@@ -144,6 +144,7 @@ class TrainingSession:
                 self.save("latest")
                 self.log(f"{name}: saved 'latest' at epoch {self.epoch}, batch {self.batches_done}, total_iters "
                          f"{self.total_iters}; resume with --continue_train")  # fmt: skip
+                self._restore_signal_handlers()
                 raise TrainingStopped(128 + (self._signal or signal.SIGTERM))
             if self.total_iters % self.opt.save_latest_freq < n:
                 self.log(f"saving the latest model (epoch {self.epoch}, total_iters {self.total_iters})")
@@ -161,6 +162,7 @@ class TrainingSession:
                      f"{self.total_iters}); input files: {', '.join(_paths(data))}")  # fmt: skip
             if not getattr(self.opt, "skip_nonfinite", False):
                 e.args = (f"{e} at {where}. {self._last_good()}",)
+                self._restore_signal_handlers()
                 raise
             self.skipped_batches += 1
             self._consecutive_skips += 1
@@ -169,6 +171,7 @@ class TrainingSession:
             if self._consecutive_skips >= MAX_CONSECUTIVE_SKIPS:
                 e.args = (f"{MAX_CONSECUTIVE_SKIPS} batches in a row had a non-finite loss (last: {e} at {where}): "
                           f"the run has diverged. {self._last_good()}",)  # fmt: skip
+                self._restore_signal_handlers()
                 raise
             return False
         self._consecutive_skips = 0
@@ -268,4 +271,3 @@ def _paths(data: dict) -> list[str]:
         value = data.get(key, [])
         paths += [value] if isinstance(value, str) else list(value)
     return paths
-

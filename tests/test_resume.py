@@ -1,0 +1,241 @@
+"""Exact resume: the training state round trip, the resumable data order, SIGTERM, and (slow) SIGKILL from outside
+followed by --continue_train, which must give the weights of a run that was never stopped."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT, SMALL, make_train_opts
+
+from data import create_dataloader, create_dataset
+from data.sampler import ResumableSampler
+from models import create_model
+from util.checkpoint import load_training_state, save_training_state
+
+# Smaller than SMALL: a process trains an iteration in well under a second on one CPU thread.
+TINY = [*SMALL, "--ngf", "4", "--ndf", "4", "--loadSizeH", "20", "--loadSizeW", "24", "--fineSizeH", "16",
+        "--fineSizeW", "20", "--n_layers_D", "2", "--display_id", "0", "--no_html", "--print_freq", "1000",
+        "--display_freq", "100000"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory) -> Path:
+    """3 training images per domain, so an epoch is 3 iterations."""
+    from datasets.make_toy_dataset import main as make_toy
+
+    root = tmp_path_factory.mktemp("tiny")
+    make_toy(["--save_root", str(root), "--size", "24", "--n_train", "3", "--n_test", "1", "--seed", "2"])
+    return root
+
+
+def train_argv(root: Path, checkpoints: Path, *extra: str) -> list[str]:
+    return ["--dataroot", str(root), "--checkpoints_dir", str(checkpoints), "--name", "r", *TINY, *extra]
+
+
+def child_env() -> dict:
+    # One thread per process: the same arithmetic in every run, and no oversubscription on a busy machine.
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def networks(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
+    return {n: torch.load(folder / f"latest_net_{n}.pth", weights_only=True) for n in ("G_A", "G_B", "D_A", "D_B")}
+
+
+# ------------------------------------------------------------------------------------------------ fast, in-process
+
+
+def test_training_state_round_trip_is_weights_only_and_complete(tiny_root, tmp_path):
+    opt = make_train_opts(tiny_root, tmp_path, *TINY, "--pool_size", "2")
+    model = create_model(opt)
+    model.setup(opt)
+    loader = create_dataloader(opt, create_dataset(opt))
+    for _, data in zip(range(2), loader):
+        model.set_input(data)
+        model.optimize_parameters()
+    random.seed(5), np.random.seed(5), torch.manual_seed(5)
+    position = {"epoch": 1, "batches_done": 2, "epoch_iter": 2, "total_iters": 2, "bad_samples": [],
+                "skipped_batches": 0}  # fmt: skip
+    path = save_training_state(model, opt, position)
+    expected_draws = (random.random(), np.random.rand(), torch.rand(1))
+
+    raw = torch.load(path, weights_only=True)  # only tensors and plain values inside
+    assert {"networks", "optimizers", "schedulers", "pools", "rng", "options", "epoch", "total_iters"} <= set(raw)
+    assert raw["options"]["ngf"] == 4 and len(raw["pools"]["fake_A_pool"]["images"]) == 2
+
+    torch.manual_seed(99)
+    other = create_model(opt)
+    other.setup(opt)
+    state = load_training_state(path)
+    other.load_training_state_dict(state, str(path))
+    for name, net in model.networks().items():
+        for (k, v), w in zip(net.state_dict().items(), other.networks()[name].state_dict().values()):
+            assert torch.equal(v, w), f"{name}.{k}"
+    for o1, o2 in zip(model.optimizers, other.optimizers):
+        s1, s2 = o1.state_dict()["state"], o2.state_dict()["state"]
+        assert all(torch.equal(s1[i]["exp_avg"], s2[i]["exp_avg"]) for i in s1)
+    assert all(torch.equal(a, b) for a, b in zip(model.fake_B_pool.images, other.fake_B_pool.images))
+    from util.checkpoint import set_rng_state
+
+    set_rng_state(state["rng"])
+    assert (random.random(), np.random.rand(), torch.rand(1)) == expected_draws
+
+
+def test_sampler_order_depends_on_seed_and_epoch_only_and_skips_exactly():
+    a = ResumableSampler(10, shuffle=True, seed=3)
+    a.set_epoch(2)
+    full = list(a)
+    b = ResumableSampler(10, shuffle=True, seed=3)
+    b.set_epoch(5)
+    list(b)  # history does not matter
+    b.set_epoch(2)
+    b.skip(4)
+    assert list(b) == full[4:] and len(b) == 6
+    a.set_epoch(3)
+    assert [i for i, _ in a] != [i for i, _ in full]  # another epoch, another order
+    ranks = [ResumableSampler(10, True, 3, num_replicas=3, rank=r) for r in range(3)]
+    for r in ranks:
+        r.set_epoch(2)
+    shards = [i for r in ranks for i, _ in r]
+    assert len(shards) == 12 and set(shards) == set(range(10))
+
+
+def test_dataset_draws_from_the_sample_seed_and_leaves_global_generators_alone(toy_root, tmp_path):
+    dataset = create_dataset(make_train_opts(toy_root, tmp_path))
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    one, two = dataset[(1, 1234)], dataset[(1, 1234)]
+    assert torch.equal(torch.get_rng_state(), before)
+    assert one["B_paths"] == two["B_paths"]
+    assert torch.equal(one["A"], two["A"]) and torch.equal(one["B_segs"], two["B_segs"])
+
+
+def test_sigterm_saves_latest_and_exits_cleanly(tiny_root, tmp_path, monkeypatch):
+    """The signal lands mid-batch; the batch completes, 'latest' is written, the exit status is 128 + 15."""
+    import train
+    from models.insta_gan_model import InstaGANModel
+
+    original, calls = InstaGANModel.optimize_parameters, []
+
+    def optimize_and_signal(self):
+        original(self)
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(InstaGANModel, "optimize_parameters", optimize_and_signal)
+    handler = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stopped:
+        train.main(train_argv(tiny_root, tmp_path, "--niter", "1", "--niter_decay", "1", "--save_latest_freq", "100"))
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == handler  # the training's handler is gone again
+    state = load_training_state(tmp_path / "r" / "latest_state.pth")
+    assert (state["epoch"], state["batches_done"], state["total_iters"]) == (1, 2, 2)
+    assert (tmp_path / "r" / "latest_net_G_A.pth").is_file()
+
+
+def test_continue_train_from_network_only_checkpoint_says_what_is_lost(tiny_root, tmp_path, capsys):
+    import train
+
+    argv = train_argv(tiny_root, tmp_path, "--niter", "1", "--niter_decay", "0", "--max_dataset_size", "1")
+    train.main(argv)
+    (tmp_path / "r" / "latest_state.pth").unlink()  # as left by the 2018 code: network files only
+    train.main([*argv, "--continue_train", "--epoch_count", "2", "--niter", "2"])
+    out = capsys.readouterr().out
+    assert "only the networks latest_net_*.pth were loaded" in out and "at epoch 2 (--epoch_count)" in out
+
+
+# ------------------------------------------------------------------------------------------- slow, real processes
+
+
+def wait_for(predicate, proc: subprocess.Popen, timeout: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc.poll() is not None:
+            raise AssertionError(f"training exited early ({proc.returncode}):\n{proc.stdout.read()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("timed out waiting for the training process")
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
+def test_sigkill_then_continue_train_equals_an_uninterrupted_run(tiny_root, tmp_path):
+    """N+M iterations in one go vs N, SIGKILL from outside, then --continue_train for M: identical weights."""
+    common = ["--niter", "1", "--niter_decay", "1", "--save_latest_freq", "2", "--deterministic", "--pool_size", "2"]
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    cmd = [sys.executable, "train.py"]
+    run = subprocess.Popen([*cmd, *train_argv(tiny_root, whole, *common)], cwd=ROOT, env=child_env(),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+    state = parts / "r" / "latest_state.pth"
+    victim = subprocess.Popen([*cmd, *train_argv(tiny_root, parts, *common)], cwd=ROOT, env=child_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    wait_for(state.is_file, victim)
+    victim.send_signal(signal.SIGKILL)  # no chance to save anything more
+    victim.wait()
+    saved = load_training_state(state)
+    assert saved["total_iters"] < 6, "the run finished before it could be killed"
+
+    resumed = subprocess.run([*cmd, *train_argv(tiny_root, parts, *common, "--continue_train")], cwd=ROOT,
+                             env=child_env(), capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"resuming {state} at epoch {saved['epoch']}, batch {saved['batches_done']}" in resumed.stdout
+    out, _ = run.communicate(timeout=300)
+    assert run.returncode == 0, out
+
+    a, b = networks(whole / "r"), networks(parts / "r")
+    for name in a:
+        for key in a[name]:
+            assert torch.equal(a[name][key], b[name][key]), f"{name}.{key} differs after resume"
+    sa, sb = (load_training_state(p / "r" / "latest_state.pth") for p in (whole, parts))
+    assert sa["total_iters"] == sb["total_iters"] == 6 and sa["epoch"] == sb["epoch"] == 3
+    for oa, ob in zip(sa["optimizers"], sb["optimizers"]):
+        assert all(torch.equal(oa["state"][i]["exp_avg_sq"], ob["state"][i]["exp_avg_sq"]) for i in oa["state"])
+    pool_a, pool_b = sa["pools"]["fake_B_pool"]["images"], sb["pools"]["fake_B_pool"]["images"]
+    assert len(pool_a) == len(pool_b) == 2 and all(torch.equal(x, y) for x, y in zip(pool_a, pool_b))
+
+
+KILL_IN_WRITE = """
+import os, sys, time
+real_fsync, seen = os.fsync, []
+def fsync(fd):
+    real_fsync(fd)
+    name = os.readlink(f"/proc/self/fd/{fd}")
+    if os.path.basename(name).startswith(".latest_state.pth.") and name.endswith(".tmp"):
+        seen.append(name)
+        if len(seen) == 2:  # the second 'latest' is on disk as a temporary file, not yet renamed
+            open(sys.argv[1], "w").close()
+            time.sleep(600)
+os.fsync = fsync
+import train
+train.main(sys.argv[2:])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to name the file being written")
+def test_kill_during_a_checkpoint_write_leaves_latest_loadable(tiny_root, tmp_path):
+    marker = tmp_path / "writing"
+    argv = train_argv(tiny_root, tmp_path, "--niter", "1", "--niter_decay", "0", "--save_latest_freq", "1")
+    proc = subprocess.Popen([sys.executable, "-c", KILL_IN_WRITE, str(marker), *argv], cwd=ROOT, env=child_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    wait_for(marker.is_file, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    folder = tmp_path / "r"
+    assert list(folder.glob(".latest_state.pth.*.tmp")), "the kill should have left the unfinished write behind"
+    state = load_training_state(folder / "latest_state.pth")  # the previous 'latest', whole
+    assert state["total_iters"] == 1
+    opt = make_train_opts(tiny_root, tmp_path, *TINY)
+    model = create_model(opt)
+    model.setup(opt)
+    model.load_training_state_dict(state, "latest_state.pth")
