@@ -28,12 +28,12 @@ def main(argv: list[str] | None = None) -> Path:
     opt.num_threads, opt.batch_size, opt.serial_batches, opt.no_flip = 0, 1, True, True
     device = resolve_device(opt)
     seed_everything(opt.seed)
-    save_options(opt, parser.parser, "test")
 
     dataset = create_dataset(opt)
     loader = create_dataloader(opt, dataset, device, seed=opt.seed)
     model = create_model(opt, device)
     model.setup(opt)
+    save_options(opt, parser.parser, "test")  # only once data and checkpoint are known good: a failure writes nothing
     if opt.eval:
         model.eval()
 
