@@ -109,7 +109,7 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
         hi = lo + 1.0
     raw = (hi - lo) / max(count, 1)
     mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    step = min((m * mag for m in (1, 2, 5, 10)), key=lambda st: abs((hi - lo) / st - count))
     first = math.floor(lo / step + 1e-9) * step
     ticks, t = [], first
     while t <= hi + step * 1e-6:
@@ -182,7 +182,10 @@ def render_svg(x: list[float], series: dict[str, list[float]], title: str = "los
             pen_down = True
         parts.append(f'<path class="loss" data-name="{esc(name)}" d="{" ".join(d)}" fill="none" stroke="{color}" '
                      f'stroke-width="1.5" clip-path="url(#plot_area)"><title>{esc(name)}</title></path>')  # fmt: skip
-        last = next((v for v in reversed(y) if math.isfinite(v)), math.nan)
+        last_i = next((j for j in range(len(y) - 1, -1, -1) if math.isfinite(y[j])), None)
+        last = y[last_i] if last_i is not None else math.nan
+        if last_i is not None and y0 <= last <= y1:  # the latest value as a dot: a lone point shows too
+            parts.append(f'<circle cx="{px(x[last_i]):.1f}" cy="{py(last):.1f}" r="2.5" fill="{color}"/>')
         ly = top + 8 + i * 16
         parts.append(f'<line x1="{left + pw + 12}" x2="{left + pw + 32}" y1="{ly}" y2="{ly}" stroke="{color}" '
                      'stroke-width="3"/>')  # fmt: skip

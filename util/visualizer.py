@@ -114,7 +114,8 @@ class Visualizer:
             vis.images(grid, nrow=ncols, win=str(self.display_id + 1), padding=2,
                        opts={"title": f"{self.name} images"})  # fmt: skip
             rows = [list(images)[i : i + ncols] for i in range(0, len(images), ncols)]
-            table = "".join("<tr>" + "".join(f'<td style="padding: 0 8px">{label}</td>' for label in row) + "</tr>" for row in rows)
+            cells = ["".join(f'<td style="padding: 0 8px">{label}</td>' for label in row) for row in rows]
+            table = "".join(f"<tr>{c}</tr>" for c in cells)
             vis.text(f"<table>{table}</table>", win=str(self.display_id + 2), opts={"title": f"{self.name} labels"})
         else:
             for i, (label, im) in enumerate(images.items()):
