@@ -25,6 +25,10 @@ quiet() {
 quiet "${PIP[@]}" install -q "setuptools<81" wheel
 quiet "${PIP[@]}" install -q -r requirements.txt
 quiet "${PIP[@]}" install -q --no-build-isolation -r requirements-visdom.txt
+# Visdom's server fetches its web assets from CDNs at every start and exits offline; take the same files from the
+# npm registry once (a no-op when they are in place; docs/MONITORING.md). Training does not need them: only warn.
+"$VENV/bin/python" scripts/install_visdom_assets.py ||
+    echo "warning: Visdom's web assets are not installed; see docs/MONITORING.md (training is not affected)" >&2
 if [ "${1:-}" = "--dev" ]; then
     quiet "${PIP[@]}" install -q -r requirements-dev.txt
 fi
