@@ -274,3 +274,14 @@ def test_installed_visdom_needs_no_network(monkeypatch):
     finally:
         urllib.request.install_opener(opener)  # download_scripts installs its own
     assert asked == []
+
+
+def test_other_ranks_do_nothing(toy_root, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda group=None: 1)
+    vis = Visualizer(visdom_opts(toy_root, tmp_path, free_port()), retry_seconds=0)
+    vis.print_current_losses(1, 2, LOSSES, 0.1, 0.01)
+    vis.plot_current_losses(1, 0.5, LOSSES)
+    vis.display_current_results(fake_visuals(), 1, save_result=True)
+    assert capsys.readouterr().out == ""
+    assert not (tmp_path / "checkpoints" / "t").exists()

@@ -1,6 +1,7 @@
 """Training feedback: console and ``loss_log.txt``, the training web page, and Visdom when a server runs.
 
-Only the main process builds a ``Visualizer`` (``train.py`` does). Visdom is optional: when it is not installed or
+Only the main process should build a ``Visualizer``; on any other rank of a torch.distributed run it does nothing
+(no prints, no files), so a stray call cannot garble the log. Visdom is optional: when it is not installed or
 no server answers, training goes on, one line says how to start a server, and the visualizer quietly tries again
 every ``retry_seconds``; once a server answers, the live plots start with the whole loss history. The training page
 ``checkpoints/<name>/web/index.html`` needs no server: it shows the loss curve (drawn from ``loss_log.txt``) and the
@@ -30,6 +31,10 @@ MAX_PLOT_POINTS = 2000  # per loss line sent to Visdom; longer histories are ave
 class Visualizer:
     def __init__(self, opt, retry_seconds: float = 60.0, page_refresh: int = 60):
         self.opt = opt
+        dist = torch.distributed
+        self.enabled = not (dist.is_available() and dist.is_initialized() and dist.get_rank() != 0)
+        if not self.enabled:
+            return
         self.name = opt.name
         self.win_size = opt.display_winsize
         self.expr_dir = Path(opt.checkpoints_dir) / opt.name
@@ -125,6 +130,8 @@ class Visualizer:
     def display_current_results(self, visuals: OrderedDict[str, torch.Tensor], epoch: int, save_result: bool) -> None:
         """Show the current visuals in Visdom and, when ``save_result``, put them and the loss curve on the training
         page (``visuals``: name -> ``[B, C, H, W]`` in [-1, 1]; the first sample is shown)."""
+        if not self.enabled:
+            return
         images = OrderedDict((label, tensor2im(image)) for label, image in visuals.items())
         self._call(lambda vis: self._send_images(vis, images))
         if self.use_html and save_result:
@@ -158,6 +165,8 @@ class Visualizer:
 
     def plot_current_losses(self, epoch: int, counter_ratio: float, losses: OrderedDict[str, float]) -> None:
         """One Visdom line per loss; x is the fractional epoch ``epoch - 1 + counter_ratio`` (epochs completed)."""
+        if not self.enabled:
+            return
         if counter_ratio > 0 and self._last_iters > 0:
             self.epoch_size = max(1, round(self._last_iters / counter_ratio))
         if self.display_id <= 0:
@@ -171,11 +180,13 @@ class Visualizer:
     def print_current_losses(self, epoch: int, iters: int, losses: OrderedDict[str, float], t_comp: float,
                              t_data: float, extra: str = "") -> str:  # fmt: skip
         """CycleGAN's line: ``(epoch: 1, iters: 100, time: 0.512, data: 0.003) D_A: 0.251 G_A: ...``."""
-        self._last_iters = iters
         message = f"(epoch: {epoch}, iters: {iters}, time: {t_comp:.3f}, data: {t_data:.3f}) "
         message += " ".join(f"{k}: {v:.3f}" for k, v in losses.items())
         if extra:
             message += f" | {extra}"
+        if not self.enabled:
+            return message
+        self._last_iters = iters
         print(message, flush=True)
         with open(self.log_name, "a") as log_file:
             log_file.write(message + "\n")
