@@ -27,6 +27,12 @@ TINY = [*SMALL, "--ngf", "4", "--ndf", "4", "--loadSizeH", "20", "--loadSizeW", 
         "--display_freq", "100000"]  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks run fastest on one thread, and a busy machine does not slow them down by oversubscription."""
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="module")
 def tiny_root(tmp_path_factory) -> Path:
     """3 training images per domain, so an epoch is 3 iterations."""

@@ -42,7 +42,7 @@ def rng_state() -> dict:
     """Python, NumPy, torch and (when initialized) CUDA random states, as tensors and plain numbers."""
     kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
     state = {
-        "python": random.getstate(),
+        "python": _python_state(),
         "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                   "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
         "torch": torch.get_rng_state(),
@@ -52,9 +52,14 @@ def rng_state() -> dict:
     return state
 
 
+def _python_state() -> tuple:
+    version, internal, gauss = random.getstate()  # internal: 625 ints below 2**32, kept as one tensor
+    return version, torch.tensor(internal, dtype=torch.int64), gauss
+
+
 def set_rng_state(state: dict) -> None:
     version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
+    random.setstate((version, tuple(int(x) for x in internal.tolist()), gauss))
     n = state["numpy"]
     keys = n["keys"].numpy().astype(np.uint32)
     np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
