@@ -14,7 +14,7 @@ if str(ROOT) not in sys.path:
 
 # Small networks and images: every test trains on the CPU in seconds.
 SMALL = ["--ngf", "8", "--ndf", "8", "--loadSizeH", "36", "--loadSizeW", "44", "--fineSizeH", "32",
-         "--fineSizeW", "40", "--gpu_ids", "-1", "--display_id", "0", "--num_threads", "0"]  # fmt: skip
+         "--fineSizeW", "40", "--gpu_ids", "-1", "--num_threads", "0"]  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -36,8 +36,9 @@ def make_train_opts(dataroot, tmp_path, *extra: str):
     from options.train_options import TrainOptions
 
     return TrainOptions().parse(
-        ["--dataroot", str(dataroot), "--checkpoints_dir", str(tmp_path / "checkpoints"), "--name", "t", *SMALL, *extra]
-    )
+        ["--dataroot", str(dataroot), "--checkpoints_dir", str(tmp_path / "checkpoints"), "--name", "t", *SMALL,
+         "--display_id", "0", *extra]
+    )  # fmt: skip
 
 
 def make_test_opts(dataroot, tmp_path, *extra: str):
