@@ -162,6 +162,10 @@ def test_training_and_results_pages_render(toy_root, tmp_path, browser, capsys):
     assert browser.eval("document.querySelectorAll('svg#loss_plot path.loss').length") == len(LOSSES)
     names = browser.eval("[...document.querySelectorAll('svg#loss_plot path.loss')].map(p => p.dataset.name)")
     assert names == list(LOSSES)
+    # both prints are on the curve (the page is redrawn at each print): every loss is a line, not a lone point
+    assert browser.eval(
+        "[...document.querySelectorAll('svg#loss_plot path.loss')].every(p => /L/.test(p.getAttribute('d')))"
+    )
     assert browser.eval("document.querySelector('svg#loss_plot').getBoundingClientRect().height") > 100
     assert browser.eval("[...document.querySelectorAll('h3')].map(h => h.textContent)") == ["epoch [1]"]
 

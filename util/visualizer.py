@@ -56,6 +56,7 @@ class Visualizer:
         self.next_try = 0.0
         self.epoch_size: int | None = None  # images per epoch, learnt from plot_current_losses
         self._last_iters = 0
+        self._page_labels: list[str] = []  # the visuals on the training page, once it exists
         self.plot_data: dict[str, list] = {"X": [], "Y": [], "legend": []}
         if self.display_id > 0:
             self._connect()
@@ -141,6 +142,7 @@ class Visualizer:
 
     def write_page(self, epoch: int, labels: list[str]) -> Path:
         """The training page: the loss curve, then each epoch's latest visuals, newest epoch first."""
+        self._page_labels = labels
         page = html.HTML(self.web_dir, f"Experiment name = {self.name}", refresh=self.page_refresh)
         page.add_text(f"Updated {time.strftime('%Y-%m-%d %H:%M:%S')} at epoch {epoch}; "
                       f"this page reloads every {self.page_refresh} s.")  # fmt: skip
@@ -164,11 +166,14 @@ class Visualizer:
         return render_svg(x, series, f"{self.name} loss over time")
 
     def plot_current_losses(self, epoch: int, counter_ratio: float, losses: OrderedDict[str, float]) -> None:
-        """One Visdom line per loss; x is the fractional epoch ``epoch - 1 + counter_ratio`` (epochs completed)."""
+        """One Visdom line per loss; x is the fractional epoch ``epoch - 1 + counter_ratio`` (epochs completed).
+        Also redraws the training page's loss curve from ``loss_log.txt`` (print_current_losses comes first)."""
         if not self.enabled:
             return
         if counter_ratio > 0 and self._last_iters > 0:
             self.epoch_size = max(1, round(self._last_iters / counter_ratio))
+        if self.use_html and self._page_labels:  # a fresh loss curve at every print, images as they are
+            self.write_page(epoch, self._page_labels)
         if self.display_id <= 0:
             return
         if list(losses) != self.plot_data["legend"]:
