@@ -114,6 +114,10 @@ class BaseModel:
     def pools(self) -> dict[str, ImagePool]:
         return {k: v for k, v in vars(self).items() if isinstance(v, ImagePool)}
 
+    def scalers(self) -> dict[str, torch.amp.GradScaler]:
+        """Gradient scalers of ``--amp fp16`` (their loss scale is part of the training state)."""
+        return {k: v for k, v in vars(self).items() if isinstance(v, torch.amp.GradScaler)}
+
     def training_state_dict(self) -> dict:
         """Networks (unwrapped, on the CPU), optimizers, schedulers and image pools."""
         return {
@@ -122,6 +126,7 @@ class BaseModel:
             "optimizers": [o.state_dict() for o in self.optimizers],
             "schedulers": [s.state_dict() for s in self.schedulers],
             "pools": {name: pool.state_dict() for name, pool in self.pools().items()},
+            "scalers": {name: scaler.state_dict() for name, scaler in self.scalers().items()},
         }  # fmt: skip
 
     def load_training_state_dict(self, state: dict, source: str) -> None:
@@ -144,6 +149,9 @@ class BaseModel:
         for name, pool in self.pools().items():
             if name in state["pools"]:
                 pool.load_state_dict(state["pools"][name], self.device)
+        for name, scaler in self.scalers().items():
+            if state.get("scalers", {}).get(name):  # empty when saved without --amp fp16: a fresh scale then
+                scaler.load_state_dict(state["scalers"][name])
 
     def check_finite(self, losses: dict[str, torch.Tensor], step: int | None = None) -> None:
         """With ``--skip_nonfinite``, raise ``NonFiniteLossError`` before a NaN/inf loss reaches backward and the

@@ -57,6 +57,16 @@ def _python_state() -> tuple:
     return version, torch.tensor(internal, dtype=torch.int64), gauss
 
 
+def gather_rng_states() -> list[dict]:
+    """Every rank's ``rng_state()``, in rank order (a collective under torch.distributed: call on all ranks)."""
+    state = rng_state()
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return [state]
+    states: list = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(states, state)
+    return states
+
+
 def set_rng_state(state: dict) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(int(x) for x in internal.tolist()), gauss))
@@ -132,16 +142,19 @@ def option_changes(saved: dict, opt) -> list[str]:
 # --------------------------------------------------------------------------------------------------- save, load
 
 
-def save_training_state(model, opt, position: dict, tag: int | str = "latest") -> Path:
+def save_training_state(model, opt, position: dict, tag: int | str = "latest", rngs: list[dict] | None = None) -> Path:
     """Write ``<tag>_state.pth`` atomically. ``position``: ``epoch``, ``batches_done``, ``epoch_iter``,
-    ``total_iters`` and the bad-sample bookkeeping. Call on the main process only."""
+    ``total_iters`` and the bad-sample bookkeeping; ``rngs``: every rank's random state (``gather_rng_states``),
+    default this process's. Call on the main process only."""
+    rngs = rngs or [rng_state()]
     state = {
         "format": STATE_FORMAT,
         "version": STATE_VERSION,
         "torch_version": str(torch.__version__),
         **position,
         **model.training_state_dict(),
-        "rng": rng_state(),
+        "rng": rngs[0],
+        "rng_per_rank": rngs,
         "options": options_dict(opt),
     }
     path = state_path(model.save_dir, tag)

@@ -17,15 +17,19 @@ those (``data.sampler.ResumableSampler``) and restores every random state, so on
 from __future__ import annotations
 
 import math
+import random
 import signal
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from data.sampler import derive_seed
 from models.base_model import NonFiniteLossError
 from util.checkpoint import (
     CheckpointError,
+    gather_rng_states,
     load_training_state,
     option_changes,
     remove_stale_temp_files,
@@ -33,7 +37,7 @@ from util.checkpoint import (
     set_rng_state,
     state_path,
 )
-from util.distributed import any_across_ranks, barrier, is_main_process
+from util.distributed import any_across_ranks, barrier, get_rank, get_world_size, is_main_process
 
 MAX_CONSECUTIVE_SKIPS = 20  # --skip_nonfinite: this many bad batches in a row means the run has diverged
 
@@ -44,7 +48,8 @@ class TrainingStopped(SystemExit):
 
 class TrainingSession:
     def __init__(self, opt, model, loader, log=print):
-        self.opt, self.model, self.loader, self.log = opt, model, loader, log
+        self.opt, self.model, self.loader = opt, model, loader
+        self.log = log if is_main_process() else (lambda *args, **kwargs: None)
         self.sampler = loader.sampler
         self.batch_size = loader.batch_size  # per process
         self.save_dir = Path(model.save_dir)
@@ -92,7 +97,11 @@ class TrainingSession:
         self.bad_samples = list(state.get("bad_samples", []))
         self.skipped_batches = state.get("skipped_batches", 0)
         opt.epoch_count = self.epoch
-        self._rng = state["rng"]  # restored when the loop starts: nothing between may draw from it
+        # Restored when the loop starts, so that nothing in between draws from it: each rank its own state when the
+        # run had as many ranks; otherwise rank 0's, reseeded per rank (the data order is exact either way).
+        per_rank, rank, world = state.get("rng_per_rank", []), get_rank(), get_world_size()
+        self._rng = per_rank[rank] if len(per_rank) == world else state["rng"]
+        self._reseed = world > 1 and len(per_rank) != world
         if changes:
             self.log(f"--continue_train: options changed since {path.name}: {'; '.join(changes)}")
         self.log(f"--continue_train: resuming {path} at epoch {self.epoch}, batch {self.batches_done} of the "
@@ -116,6 +125,9 @@ class TrainingSession:
         self._install_signal_handlers()
         if getattr(self, "_rng", None) is not None:
             set_rng_state(self._rng)
+            if self._reseed:
+                seed = derive_seed(self.opt.seed, get_rank(), self.total_iters)
+                random.seed(seed), np.random.seed(seed % 2**32), torch.manual_seed(seed)
             self._rng = None
         try:
             while self.epoch <= self.last_epoch:
@@ -212,12 +224,13 @@ class TrainingSession:
     def save(self, tag: str = "latest", extra_tag: int | str | None = None) -> None:
         """The training state first, then the network-only files (``<tag>_net_G_A.pth`` ...), on the main process.
         Each file is atomic; the state alone is what --continue_train reads, so a kill between files is harmless."""
+        rngs = gather_rng_states()  # a collective: every rank takes part
         if self.main:
-            save_training_state(self.model, self.opt, self.position(), tag)
+            save_training_state(self.model, self.opt, self.position(), tag, rngs)
             self.model.save_networks(tag)
             if extra_tag is not None:
                 if getattr(self.opt, "keep_epoch_state", False) or str(extra_tag).startswith("iter_"):
-                    save_training_state(self.model, self.opt, self.position(), extra_tag)
+                    save_training_state(self.model, self.opt, self.position(), extra_tag, rngs)
                 self.model.save_networks(extra_tag)
         barrier()
 
