@@ -8,6 +8,7 @@ from .base_options import BaseOptions
 
 
 class TestOptions(BaseOptions):
+    __test__ = False  # not a pytest test class
     isTrain = False
 
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
