@@ -285,3 +285,13 @@ def test_other_ranks_do_nothing(toy_root, tmp_path, capsys, monkeypatch):
     vis.display_current_results(fake_visuals(), 1, save_result=True)
     assert capsys.readouterr().out == ""
     assert not (tmp_path / "checkpoints" / "t").exists()
+
+
+def test_infinite_losses_are_sent_as_gaps(toy_root, tmp_path, monkeypatch):
+    server = FakeVisdom()
+    monkeypatch.setattr(visualizer_module, "_visdom_client", lambda *args: server)
+    vis = Visualizer(visdom_opts(toy_root, tmp_path, 8097))
+    for i, value in enumerate([1.0, math.inf, math.nan]):
+        vis.plot_current_losses(1, (i + 1) / 3, OrderedDict(G_A=value))
+    Y = server.calls[-1][1]["Y"]
+    assert Y[0, 0] == 1.0 and np.isnan(Y[1:, 0]).all()  # Infinity is not JSON; visdom turns NaN into a gap

@@ -109,6 +109,7 @@ class Visualizer:
         legend = list(ys)
         X = np.stack([np.asarray(x, dtype=np.float64)] * len(legend), 1)
         Y = np.stack([np.asarray(ys[n], dtype=np.float64) for n in legend], 1)
+        Y[~np.isfinite(Y)] = np.nan  # visdom sends NaN as a gap; an infinity would break the page's JSON
         vis.line(X=X, Y=Y, win=str(self.display_id),
                  opts={"title": f"{self.name} loss over time", "legend": legend, "xlabel": "epoch", "ylabel": "loss",
                        "linecolor": np.array([_rgb(COLORS[i % len(COLORS)]) for i in range(len(legend))])})  # fmt: skip
