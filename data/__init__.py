@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -48,4 +50,12 @@ def create_dataloader(opt, dataset: Dataset, device: torch.device | None = None,
         pin_memory=device is not None and device.type == "cuda",
         persistent_workers=opt.num_threads > 0,
         generator=generator,
+        worker_init_fn=_ignore_stop_signals,
     )
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """Ctrl-C reaches the whole process group: workers must not die of it before the main process has saved
+    'latest' (util/session.py). They still exit with the main process, which they watch."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
