@@ -295,3 +295,20 @@ def test_infinite_losses_are_sent_as_gaps(toy_root, tmp_path, monkeypatch):
         vis.plot_current_losses(1, (i + 1) / 3, OrderedDict(G_A=value))
     Y = server.calls[-1][1]["Y"]
     assert Y[0, 0] == 1.0 and np.isnan(Y[1:, 0]).all()  # Infinity is not JSON; visdom turns NaN into a gap
+
+
+def test_resumed_run_plots_its_history(toy_root, tmp_path, monkeypatch):
+    server = FakeVisdom()
+    monkeypatch.setattr(visualizer_module, "_visdom_client", lambda *args: server)
+    folder = tmp_path / "checkpoints" / "t"
+    folder.mkdir(parents=True)
+    old = [f"(epoch: {e}, iters: {i}, time: 0, data: 0) D_A: {e}.0 G_A: 1.0" for e in (1, 2, 3) for i in (2, 4)]
+    (folder / "loss_log.txt").write_text(
+        "================ Training Loss (then) ================\n" + "\n".join(old) + "\n"
+    )
+    vis = Visualizer(visdom_opts(toy_root, tmp_path, 8097))
+    vis.print_current_losses(3, 2, OrderedDict(D_A=9.0, G_A=1.0), 0.1, 0.01)  # resumed at epoch 3
+    vis.plot_current_losses(3, 0.5, OrderedDict(D_A=9.0, G_A=1.0))
+    X, Y = server.calls[-1][1]["X"][:, 0], server.calls[-1][1]["Y"][:, 0]
+    assert X.tolist() == [0.5, 1.0, 1.5, 2.0, 2.5]  # epochs 1-2 from the log, then this run; old epoch 3 dropped
+    assert Y.tolist() == [1.0, 1.0, 2.0, 2.0, 9.0]

@@ -89,7 +89,7 @@ def curve_points(entries: list[Entry], epoch_size: int | None = None) -> tuple[l
     return x, series
 
 
-def _downsample(x: list[float], series: dict[str, list[float]], max_points: int):
+def downsample(x: list[float], series: dict[str, list[float]], max_points: int):
     """Average consecutive points in buckets so that at most ``max_points`` remain (long runs log many)."""
     if len(x) <= max_points:
         return x, series
@@ -140,7 +140,7 @@ def render_svg(x: list[float], series: dict[str, list[float]], title: str = "los
         f'<rect x="0" y="0" width="{width}" height="{height}" fill="white"/>',
         f'<text x="{left + pw / 2}" y="18" text-anchor="middle" font-size="13">{esc(title)}</text>',
     ]
-    x, series = _downsample(x, series, max_points)
+    x, series = downsample(x, series, max_points)
     values = sorted(v for y in series.values() for v in y if math.isfinite(v))
     if not x or not values:
         parts.append(f'<text x="{left + pw / 2}" y="{top + ph / 2}" text-anchor="middle" fill="#777">'

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from . import html
-from .loss_plot import COLORS, LossLog, _downsample, curve_points, render_svg
+from .loss_plot import COLORS, LossLog, curve_points, downsample, render_svg
 from .util import atomic_write_text, save_image, tensor2im
 
 MAX_PLOT_POINTS = 2000  # per loss line sent to Visdom; longer histories are averaged in buckets
@@ -58,7 +58,12 @@ class Visualizer:
         self._last_iters = 0
         self._page_labels: list[str] = []  # the visuals on the training page, once it exists
         self.plot_data: dict[str, list] = {"X": [], "Y": [], "legend": []}
+        self._history_trimmed = False
         if self.display_id > 0:
+            # A resumed run's Visdom plot starts with the history in loss_log.txt (trimmed at the first new point).
+            x, series = curve_points(self.loss_log.update())
+            if series:
+                self.plot_data = {"X": x, "Y": [list(row) for row in zip(*series.values())], "legend": list(series)}
             self._connect()
 
     # ---------------------------------------------------------------- Visdom
@@ -105,7 +110,7 @@ class Visualizer:
 
     def _send_losses(self, vis) -> None:
         columns = {n: [y[i] for y in self.plot_data["Y"]] for i, n in enumerate(self.plot_data["legend"])}
-        x, ys = _downsample(self.plot_data["X"], columns, MAX_PLOT_POINTS)
+        x, ys = downsample(self.plot_data["X"], columns, MAX_PLOT_POINTS)
         legend = list(ys)
         X = np.stack([np.asarray(x, dtype=np.float64)] * len(legend), 1)
         Y = np.stack([np.asarray(ys[n], dtype=np.float64) for n in legend], 1)
@@ -179,6 +184,11 @@ class Visualizer:
             return
         if list(losses) != self.plot_data["legend"]:
             self.plot_data = {"X": [], "Y": [], "legend": list(losses)}
+        if not self._history_trimmed:  # the earlier runs' points up to this run's first epoch (see LossLog)
+            self._history_trimmed = True
+            keep = [i for i, x in enumerate(self.plot_data["X"]) if x <= epoch - 1]
+            self.plot_data["X"] = [self.plot_data["X"][i] for i in keep]
+            self.plot_data["Y"] = [self.plot_data["Y"][i] for i in keep]
         self.plot_data["X"].append(epoch - 1 + counter_ratio)
         self.plot_data["Y"].append([float(v) for v in losses.values()])
         self._call(self._send_losses)
