@@ -159,6 +159,41 @@ def test_continue_train_from_network_only_checkpoint_says_what_is_lost(tiny_root
     assert "only the networks latest_net_*.pth were loaded" in out and "at epoch 2 (--epoch_count)" in out
 
 
+def test_same_seed_same_weights_other_seed_other_weights(tiny_root, tmp_path):
+    import train
+
+    try:
+        for name, seed in (("a", "0"), ("b", "0"), ("c", "1")):
+            train.main(train_argv(tiny_root, tmp_path, "--name", name, "--seed", seed, "--deterministic", "--niter",
+                                  "1", "--niter_decay", "0", "--max_dataset_size", "2"))  # fmt: skip
+    finally:
+        torch.use_deterministic_algorithms(False)
+    a, b, c = (networks(tmp_path / name) for name in "abc")
+    assert all(torch.equal(a["G_A"][k], b["G_A"][k]) for k in a["G_A"])
+    assert not all(torch.equal(a["G_A"][k], c["G_A"][k]) for k in a["G_A"])
+
+
+def test_full_disk_keeps_the_previous_checkpoint(tiny_root, tmp_path, monkeypatch):
+    import util.util
+    from util.checkpoint import CheckpointError
+
+    opt = make_train_opts(tiny_root, tmp_path, *TINY)
+    model = create_model(opt)
+    model.setup(opt)
+    position = {"epoch": 1, "batches_done": 0, "epoch_iter": 0, "total_iters": 0}
+    path = save_training_state(model, opt, position)
+    before = path.read_bytes()
+
+    def no_space(obj, f):
+        f.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(util.util.torch, "save", no_space)
+    with pytest.raises(CheckpointError, match="No space left on device.*the previous file is intact"):
+        save_training_state(model, opt, {**position, "total_iters": 5})
+    assert path.read_bytes() == before and not list(path.parent.glob(".*.tmp"))
+
+
 # ------------------------------------------------------------------------------------------- slow, real processes
 
 
