@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         for data in session.batches():
             iter_start = time.perf_counter()
             t_data = iter_start - iter_data_time
-            batch, total_iters, epoch_iter = data["A"].shape[0], session.total_iters, session.epoch_iter
+            batch, total_iters, epoch_iter = session.batch, session.total_iters, session.epoch_iter  # over all ranks
             if not session.train_step(data):  # --skip_nonfinite skipped this batch
                 continue
 

@@ -8,10 +8,11 @@
             ...                                       # display and print, by session.total_iters
         session.end_epoch()                           # learning rate, 'latest' and per-epoch checkpoints
 
-Counters are CycleGAN's: ``epoch``, ``epoch_iter`` (samples read this epoch), ``total_iters`` (samples read in
-all). The position saved with 'latest' is the number of batches done in the epoch; a resumed run skips exactly
-those (``data.sampler.ResumableSampler``) and restores every random state, so on the CPU with
-``--deterministic`` it produces the same weights as a run that was never stopped.
+Counters are CycleGAN's: ``epoch``, ``epoch_iter`` (images read this epoch), ``total_iters`` (images read in all),
+counted over all ranks; ``batch`` is the size of the last global batch. The position saved with 'latest' is the
+number of batches done in the epoch; a resumed run skips exactly those (``data.sampler.ResumableSampler``) and
+restores every random state, so on the CPU with ``--deterministic`` it produces the same weights as a run that was
+never stopped.
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ class TrainingSession:
         self.main = is_main_process()
         if opt.continue_train:
             self.resume()
-        elif self.main:
-            remove_stale_temp_files(self.save_dir) if self.save_dir.is_dir() else None
+        elif self.main and self.save_dir.is_dir():
+            remove_stale_temp_files(self.save_dir)
 
     # ----------------------------------------------------------------------------------------------- resume
 
@@ -127,7 +128,9 @@ class TrainingSession:
             set_rng_state(self._rng)
             if self._reseed:
                 seed = derive_seed(self.opt.seed, get_rank(), self.total_iters)
-                random.seed(seed), np.random.seed(seed % 2**32), torch.manual_seed(seed)
+                random.seed(seed)
+                np.random.seed(seed % 2**32)
+                torch.manual_seed(seed)
             self._rng = None
         try:
             while self.epoch <= self.last_epoch:
@@ -145,7 +148,7 @@ class TrainingSession:
         """The epoch's remaining batches; after each: the stop flag, then the periodic 'latest' checkpoint."""
         self._position_sampler()
         for data in self.loader:
-            n = data["A"].shape[0]
+            n = self.batch = data["A"].shape[0] * get_world_size()  # images of the global batch (ranks read alike)
             self.batches_done += 1
             self.epoch_iter += n
             self.total_iters += n
