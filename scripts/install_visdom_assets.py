@@ -30,6 +30,9 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from util.progress import Progress  # noqa: E402
+
 # (npm package, version, {destination under static/: file in the package}). Destinations are the names Visdom's
 # own downloader (visdom/server/build.py, download_scripts) gives them; the versions are the ones it pins.
 _BOOTSTRAP_FONTS = {f"fonts/glyphicons-halflings-regular.{ext}": f"dist/fonts/glyphicons-halflings-regular.{ext}"
@@ -92,11 +95,17 @@ def registry() -> str:
     return (os.environ.get("npm_config_registry") or "https://registry.npmjs.org/").rstrip("/") + "/"
 
 
-def fetch_with_npm(name: str, version: str, dest: Path) -> Path:
-    """``npm pack name@version``: npm's own client, cache and integrity check."""
-    subprocess.run(["npm", "pack", f"{name}@{version}", "--pack-destination", str(dest), "--silent"],
-                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-    return dest / tarball_name(name, version)
+def fetch_with_npm(dest: Path) -> None:
+    """``npm pack`` every package in one call: npm's own client, cache and integrity checks. Failures are left to
+    the HTTPS fallback, package by package."""
+    if not shutil.which("npm"):
+        return
+    specs = [f"{name}@{version}" for name, version, _ in ASSETS]
+    try:
+        subprocess.run(["npm", "pack", *specs, "--pack-destination", str(dest), "--silent"], check=True,
+                       stdout=subprocess.DEVNULL, timeout=900)  # fmt: skip
+    except (subprocess.SubprocessError, OSError) as e:
+        print(f"npm pack failed ({e}); using the registry over HTTPS", file=sys.stderr)
 
 
 def fetch_with_https(name: str, version: str, dest: Path) -> Path:
@@ -122,12 +131,8 @@ def get_tarball(name: str, version: str, tarballs: Path | None, work: Path) -> P
         if not path.is_file():
             raise SystemExit(f"{path} is missing: fill the folder with --download_only where the registry is reachable")
         return path
-    if shutil.which("npm"):
-        try:
-            return fetch_with_npm(name, version, work)
-        except (subprocess.CalledProcessError, OSError) as e:
-            print(f"npm pack {name}@{version} failed ({e}); trying the registry over HTTPS", file=sys.stderr)
-    return fetch_with_https(name, version, work)
+    path = work / tarball_name(name, version)  # fetched by fetch_with_npm, or now
+    return path if path.is_file() else fetch_with_https(name, version, work)
 
 
 def extract(tarball: Path, files: dict[str, str], static: Path) -> None:
@@ -156,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.download_only is not None:
         args.download_only.mkdir(parents=True, exist_ok=True)
-        for name, version, _ in ASSETS:
+        fetch_with_npm(args.download_only)
+        for name, version, _ in Progress(ASSETS, desc="npm tarballs"):
             get_tarball(name, version, None, args.download_only)
         print(f"saved {len(ASSETS)} npm tarballs in {args.download_only}; on the offline machine run "
               f"python scripts/install_visdom_assets.py --tarballs {args.download_only}")  # fmt: skip
@@ -176,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Visdom assets already installed in {static}")
         return 0
     with tempfile.TemporaryDirectory(prefix="visdom_assets_") as work:
-        for name, version_, files in ASSETS:
+        if args.tarballs is None:
+            fetch_with_npm(Path(work))
+        for name, version_, files in Progress(ASSETS, desc="visdom assets"):
             extract(get_tarball(name, version_, args.tarballs, Path(work)), files, static)
     # Visdom's downloader skips the network only when this file holds the package's version (and every file exists).
     built.write_text(version)
