@@ -71,11 +71,11 @@ def set_rng_state(state: dict) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(int(x) for x in internal.tolist()), gauss))
     n = state["numpy"]
-    keys = n["keys"].numpy().astype(np.uint32)
+    keys = n["keys"].cpu().numpy().astype(np.uint32)
     np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        saved = state["cuda"]
+        saved = [s.cpu() for s in state["cuda"]]
         if len(saved) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(saved)
         else:  # another number of GPUs: restore the ones both runs have

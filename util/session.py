@@ -86,7 +86,7 @@ class TrainingSession:
                      f"optimizers, learning-rate schedule, image pools and random state start afresh, at epoch "
                      f"{opt.epoch_count} (--epoch_count)")  # fmt: skip
             return
-        state = load_training_state(path, self.model.device)
+        state = load_training_state(path, "cpu")  # optimizers and networks copy to their devices as they load
         changes = option_changes(state.get("options", {}), opt)
         try:
             self.model.load_training_state_dict(state, str(path))
