@@ -142,7 +142,9 @@ def parse_gpu_ids(text: str | list[int]) -> list[int]:
     try:
         ids = [int(s) for s in str(text).split(",") if s.strip() != ""]
     except ValueError:
-        raise SystemExit(f"--gpu_ids must be comma-separated integers such as 0 or 0,1 (or -1 for CPU), got {text!r}")
+        raise SystemExit(
+            f"--gpu_ids must be comma-separated integers such as 0 or 0,1 (or -1 for CPU), got {text!r}"
+        ) from None
     return [i for i in ids if i >= 0]
 
 
@@ -151,8 +153,11 @@ def resolve_device(opt: argparse.Namespace, local_rank: int = 0) -> torch.device
     if not opt.gpu_ids:
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        warnings.warn(f"--gpu_ids {','.join(map(str, opt.gpu_ids))} asked for CUDA, but no GPU is available: using the CPU "
-                      "(pass --gpu_ids -1 to silence this)", stacklevel=2)  # fmt: skip
+        ids = ",".join(map(str, opt.gpu_ids))
+        warnings.warn(
+            f"--gpu_ids {ids} asked for CUDA, but no GPU is available: using the CPU (--gpu_ids -1 silences this)",
+            stacklevel=2,
+        )
         opt.gpu_ids = []
         return torch.device("cpu")
     gpu = opt.gpu_ids[local_rank % len(opt.gpu_ids)]
@@ -177,5 +182,6 @@ def save_options(opt: argparse.Namespace, parser: argparse.ArgumentParser | None
     folder = Path(opt.checkpoints_dir) / opt.name
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / f"{prefix}_opt.txt", options_text(opt, parser) + "\n")
-    atomic_write_text(folder / f"{prefix}_opt.json", json.dumps(vars(opt), indent=2, sort_keys=True, default=str) + "\n")
+    as_json = json.dumps(vars(opt), indent=2, sort_keys=True, default=str)
+    atomic_write_text(folder / f"{prefix}_opt.json", as_json + "\n")
     return folder

@@ -36,7 +36,8 @@ def D():
 
 def test_parameter_counts_match_the_paper_code():
     G, D = define_G(3, 3, 64), define_D(3, 64)
-    sizes = {name: count_parameters(getattr(G, name)) for name in ("encoder_img", "encoder_seg", "decoder_img", "decoder_seg")}
+    parts = ("encoder_img", "encoder_seg", "decoder_img", "decoder_seg")
+    sizes = {name: count_parameters(getattr(G, name)) for name in parts}
     assert round(count_parameters(G) / 1e6, 3) == 26.815
     assert {k: round(v / 1e6, 3) for k, v in sizes.items()} == {
         "encoder_img": 11.000, "encoder_seg": 10.994, "decoder_img": 1.494, "decoder_seg": 3.328,
