@@ -67,6 +67,9 @@ class TrainingSession:
             self.resume()
         elif self.main and self.save_dir.is_dir():
             remove_stale_temp_files(self.save_dir)
+            if state_path(self.save_dir, "latest").is_file():
+                self.log(f"{self.save_dir} holds the training state of an earlier run: this run starts afresh and "
+                         "will overwrite it (pass --continue_train to resume it instead)")  # fmt: skip
 
     # ----------------------------------------------------------------------------------------------- resume
 
@@ -147,6 +150,7 @@ class TrainingSession:
     def batches(self):
         """The epoch's remaining batches; after each: the stop flag, then the periodic 'latest' checkpoint."""
         self._position_sampler()
+        self._stop_if_requested()  # a signal during the end-of-epoch save
         for data in self.loader:
             n = self.batch = data["A"].shape[0] * get_world_size()  # images of the global batch (ranks read alike)
             self.batches_done += 1
@@ -154,13 +158,7 @@ class TrainingSession:
             self.total_iters += n
             self._note_bad_samples(data)
             yield data
-            if self._stop_requested():
-                name = signal.Signals(self._signal).name if self._signal else "a stop request on another rank"
-                self.save("latest")
-                self.log(f"{name}: saved 'latest' at epoch {self.epoch}, batch {self.batches_done}, total_iters "
-                         f"{self.total_iters}; resume with --continue_train")  # fmt: skip
-                self._restore_signal_handlers()
-                raise TrainingStopped(128 + (self._signal or signal.SIGTERM))
+            self._stop_if_requested()
             if self.total_iters % self.opt.save_latest_freq < n:
                 self.log(f"saving the latest model (epoch {self.epoch}, total_iters {self.total_iters})")
                 self.save("latest", f"iter_{self.total_iters}" if self.opt.save_by_iter else None)
@@ -264,8 +262,16 @@ class TrainingSession:
             signal.signal(s, old)
         self._old_handlers = {}
 
-    def _stop_requested(self) -> bool:
-        return bool(any_across_ranks(torch.tensor([self._signal is not None])).item())
+    def _stop_if_requested(self) -> None:
+        """After SIGINT/SIGTERM (on any rank): save 'latest' and exit with 128 + the signal number."""
+        if not any_across_ranks(torch.tensor([self._signal is not None])).item():
+            return
+        name = signal.Signals(self._signal).name if self._signal else "a stop request on another rank"
+        self.save("latest")
+        self.log(f"{name}: saved 'latest' at epoch {self.epoch}, batch {self.batches_done}, total_iters "
+                 f"{self.total_iters}; resume with --continue_train")  # fmt: skip
+        self._restore_signal_handlers()
+        raise TrainingStopped(128 + (self._signal or signal.SIGTERM))
 
     def _note_bad_samples(self, data: dict) -> None:
         for text in data.get("bad", []):
