@@ -201,7 +201,7 @@ class UnalignedSegDataset(Dataset):
             try:
                 sample = self._get(index + attempt, seed if seed is None or not attempt else derive_seed(seed, attempt))
             except BadSampleError as e:
-                problems.append(str(e))
+                problems.append(str(e).replace(f", {SKIP_HINT}", ""))  # it is being skipped
                 continue
             sample["bad"] = "\n".join(problems)
             return sample
