@@ -6,6 +6,9 @@
 Epochs run from --epoch_count to --niter + --niter_decay: constant learning rate, then linear decay to zero.
 Checkpoints go to ./checkpoints/<name>/: ``latest_state.pth`` (everything --continue_train needs, docs/RESUME.md)
 and the network-only ``latest_net_G_A.pth``, ``<epoch>_net_G_A.pth``, ... that test.py reads.
+
+Several GPUs: ``torchrun --nproc_per_node=N train.py ...`` (DDP; --batch_size is the global batch), or the 2018
+spelling ``--gpu_ids 0,1,2,3``, which starts the same workers itself (util/distributed.py, docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -22,6 +25,16 @@ from models import create_model
 from options.base_options import options_text, resolve_device, save_options
 from options.train_options import TrainOptions
 from util.checkpoint import configure_determinism, ensure_writable_dir
+from util.distributed import (
+    cleanup,
+    init_distributed,
+    is_main_process,
+    launch_if_multi_gpu,
+    print_main,
+    reduce_mean,
+    seed_per_rank,
+    wrap_model,
+)
 from util.progress import Progress, format_seconds
 from util.session import TrainingSession
 from util.visualizer import Visualizer
@@ -36,7 +49,9 @@ def seed_everything(seed: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = TrainOptions()
     opt = parser.parse(argv)
-    device = resolve_device(opt)
+    if launch_if_multi_gpu(main, sys.argv[1:] if argv is None else argv, opt.gpu_ids):
+        return  # the workers have trained
+    device = init_distributed(opt, resolve_device)
     configure_determinism(opt.deterministic)
     seed_everything(opt.seed)
     ensure_writable_dir(f"{opt.checkpoints_dir}/{opt.name}")
@@ -48,10 +63,13 @@ def main(argv: list[str] | None = None) -> None:
     model.setup(opt)
     session = TrainingSession(opt, model, loader)
     session.check_first_sample()
-    print(options_text(opt, parser.parser))
-    save_options(opt, parser.parser, "train")
-    print(f"The number of training images = {len(dataset)}; device: {device}")
-    print(model.print_networks(opt.verbose))
+    wrap_model(model, device)  # DDP under torchrun, after loading weights
+    seed_per_rank(opt.seed)  # same initial weights, then each rank its own random stream
+    if is_main_process():
+        print(options_text(opt, parser.parser))
+        save_options(opt, parser.parser, "train")
+    print_main(f"The number of training images = {len(dataset)}; device: {device}")
+    print_main(model.print_networks(opt.verbose))
     visualizer = Visualizer(opt)
 
     last_epoch = opt.niter + opt.niter_decay
@@ -71,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
             if save_result or total_iters % opt.display_freq < batch:
                 visualizer.display_current_results(model.get_current_visuals(), epoch, save_result)
             if total_iters % opt.print_freq < batch:
-                losses = model.get_current_losses()
+                losses = reduce_mean(model.get_current_losses())  # the mean over ranks
                 t_comp = (time.perf_counter() - iter_start) / batch
                 visualizer.print_current_losses(epoch, epoch_iter, losses, t_comp, t_data, progress.line())
                 visualizer.plot_current_losses(epoch, epoch_iter / len(dataset), losses)
@@ -82,8 +100,9 @@ def main(argv: list[str] | None = None) -> None:
         lr = session.end_epoch()  # learning rate, then 'latest' and every --save_epoch_freq epochs <epoch>
         epochs_done += 1
         remaining = (time.perf_counter() - train_start) / epochs_done * (last_epoch - epoch)
-        print(f"End of epoch {epoch} / {last_epoch} \t Time Taken: {time.perf_counter() - epoch_start:.1f} sec, "
+        print_main(f"End of epoch {epoch} / {last_epoch} \t Time Taken: {time.perf_counter() - epoch_start:.1f} sec, "
               f"learning rate = {lr:.7f}, ETA {format_seconds(remaining)}", flush=True)  # fmt: skip
+    cleanup()
 
 
 if __name__ == "__main__":

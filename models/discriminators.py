@@ -19,6 +19,8 @@ class NLayerSetDiscriminator(nn.Module):
     Sequential layouts are the 2018 code's, so its state_dicts map onto ours (see ``models.compat``).
     """
 
+    always_use_all_params = False  # set under DDP: see ResnetSetGenerator
+
     def __init__(
         self,
         input_nc: int = 3,
@@ -32,6 +34,7 @@ class NLayerSetDiscriminator(nn.Module):
         self.input_nc = input_nc
         self.feature_img = self._features(input_nc, ndf, n_layers, norm, spectral_norm)
         self.feature_seg = self._features(1, ndf, n_layers, norm, spectral_norm)
+        self.dummy_size = 2 ** (n_layers + 1)  # the smallest input feature_seg takes (see forward)
         norm_layer = get_norm_layer(norm)
         width_in = 2 * ndf * min(2 ** (n_layers - 1), 8)  # [img; seg] features: 8ndf by default
         width = 2 * ndf * min(2**n_layers, 8)  # 16ndf by default (9.72 M parameters in all)
@@ -63,12 +66,18 @@ class NLayerSetDiscriminator(nn.Module):
         if x.dim() != 4 or x.shape[1] < self.input_nc:
             raise ValueError(f"NLayerSetDiscriminator expects [B, {self.input_nc} + N, H, W], got {tuple(x.shape)}")
         img, segs = x[:, : self.input_nc], x[:, self.input_nc :]
-        present = nonempty(segs)
-        sample_of = present.nonzero()[:, 0]
+        slots = nonempty(segs).nonzero(as_tuple=True)
+        sample_of = slots[0]
         feat_img = self.feature_img(img)
         feat_sum = torch.zeros_like(feat_img)
         if sample_of.numel() > 0:
-            feat_sum = feat_sum.index_add(0, sample_of, self.feature_seg(segs[present].unsqueeze(1)))
+            feat_sum = feat_sum.index_add(0, sample_of, self.feature_seg(segs[slots].unsqueeze(1)))
+        elif self.always_use_all_params and self.training:
+            # DDP, and this rank has no mask: a zero-weighted pass through feature_seg. It gives feature_seg's
+            # parameters a (zero) gradient, so every rank reduces the same ones, and it runs spectral norm's power
+            # iteration, so u and v advance on every rank alike (one iteration per call, as on a rank with masks).
+            dummy = segs.new_full((1, 1, self.dummy_size, self.dummy_size), -1.0)
+            feat_sum = feat_sum + self.feature_seg(dummy).sum() * 0.0
         return self.classifier(torch.cat([feat_img, feat_sum], dim=1))
 
 
@@ -94,5 +103,7 @@ def define_D(
         raise ValueError(f"unknown --netD {netD!r}; choose one of {sorted(DISCRIMINATORS)}")
     if init_D not in D_INITS:
         raise ValueError(f"unknown --init_D {init_D!r}; choose one of {D_INITS}")
-    net = DISCRIMINATORS[netD](input_nc, ndf, n_layers_D, norm=norm, use_sigmoid=use_sigmoid, spectral_norm=spectral_norm)
+    net = DISCRIMINATORS[netD](
+        input_nc, ndf, n_layers_D, norm=norm, use_sigmoid=use_sigmoid, spectral_norm=spectral_norm
+    )
     return init_weights(net, init_type, init_gain) if init_D == "same" else net

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from util.distributed import zero_touch
+
 from .layers import get_norm_layer, init_weights, uses_bias
 from .masks import nonempty
 
@@ -27,7 +29,9 @@ class ResnetBlock(nn.Module):
 def resnet_encoder(
     in_nc: int, ngf: int, norm_layer, use_dropout: bool, n_blocks: int, use_bias: bool, n_down: int = 2
 ) -> nn.Sequential:
-    """7x7 conv, ``n_down`` stride-2 3x3 convs, ``n_blocks`` ResNet blocks: ``[B, in_nc, H, W] -> [B, 4ngf, H/4, W/4]``."""
+    """7x7 conv, ``n_down`` stride-2 3x3 convs, ``n_blocks`` ResNet blocks.
+
+    ``[B, in_nc, H, W] -> [B, 4ngf, H/4, W/4]``."""
     layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_nc, ngf, 7, bias=use_bias), norm_layer(ngf), nn.ReLU(True)]
     for i in range(n_down):
         mult = 2**i
@@ -67,7 +71,12 @@ class ResnetSetGenerator(nn.Module):
     depend on the order of the instances nor on the other samples of the batch. (The 2018 code summed over the
     batch as well, which was only right for batch 1; with batch 1 the numbers are the same.) A sample with no
     instance gets ``s = 0``: its image is translated on its own.
+
+    ``always_use_all_params`` (set under DDP) makes a batch without any instance still give the mask branch a
+    (zero) gradient, so every rank reduces the same parameters; the output is unchanged.
     """
+
+    always_use_all_params = False
 
     def __init__(
         self,
@@ -89,22 +98,26 @@ class ResnetSetGenerator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] < self.input_nc or x.shape[-2] % 4 or x.shape[-1] % 4:
             raise ValueError(
-                f"ResnetSetGenerator expects [B, {self.input_nc} + N, H, W] with H, W multiples of 4, got {tuple(x.shape)}"
+                f"ResnetSetGenerator expects [B, {self.input_nc} + N, H, W] with H, W multiples of 4, "
+                f"got {tuple(x.shape)}"
             )
         img, segs = x[:, : self.input_nc], x[:, self.input_nc :]
-        present = nonempty(segs)  # [B, N]
-        sample_of = present.nonzero()[:, 0]  # [K]: the sample each non-empty mask belongs to
+        slots = nonempty(segs).nonzero(as_tuple=True)  # (sample, slot) of the K non-empty masks, row-major
+        sample_of = slots[0]  # [K]: the sample each non-empty mask belongs to
 
         enc_img = self.encoder_img(img)  # [B, 4ngf, h, w]
         enc_sum = torch.zeros_like(enc_img)
         out_segs = segs
         if sample_of.numel() > 0:
             # All non-empty masks of the batch go through the shared encoder and decoder in one call each.
-            enc_segs = self.encoder_seg(segs[present].unsqueeze(1))  # [K, 4ngf, h, w]
+            enc_segs = self.encoder_seg(segs[slots].unsqueeze(1))  # [K, 4ngf, h, w]
             enc_sum = enc_sum.index_add(0, sample_of, enc_segs)  # s per sample
             dec = self.decoder_seg(torch.cat([enc_segs, enc_img[sample_of], enc_sum[sample_of]], dim=1))
-            out_segs = segs.index_put(present.nonzero(as_tuple=True), dec[:, 0])  # [K, 1, H, W] into the slots
-        out_img = self.decoder_img(torch.cat([enc_img, enc_sum], dim=1))
+            out_segs = segs.index_put(slots, dec[:, 0].to(segs.dtype))  # [K, 1, H, W] into the slots
+        # Outputs in the input's dtype (float32 under autocast too), so losses and the image pool stay float32.
+        out_img = self.decoder_img(torch.cat([enc_img, enc_sum], dim=1)).to(img.dtype)
+        if sample_of.numel() == 0 and self.always_use_all_params and torch.is_grad_enabled():
+            out_img = out_img + zero_touch(self.encoder_seg, self.decoder_seg)  # DDP: see util.distributed
         return torch.cat([out_img, out_segs], dim=1)
 
 

@@ -29,6 +29,9 @@ from .layers import SPECTRAL_NORMS
 from .losses import GANLoss, context_loss, l1_loss
 from .masks import SET_ORDERS, merge_masks, nonempty, select_masks, split
 
+AMP_MODES = ("none", "bf16", "fp16")
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
 
 class InstaGANModel(BaseModel):
     @staticmethod
@@ -45,6 +48,14 @@ class InstaGANModel(BaseModel):
                                  "'same': --init_type/--init_gain as for G")
         parser.add_argument("--spectral_norm", type=str, default="original", choices=SPECTRAL_NORMS,
                             help="power-iteration order of D's spectral norm: the 2018 code's (v then u) or torch's")
+        # Speed (docs/PERFORMANCE.md). All off by default: each changes the numbers or only pays off on a GPU.
+        parser.add_argument("--amp", type=str, default="none", choices=AMP_MODES,
+                            help="mixed precision: bf16 autocast (Ampere+ GPUs, recent CPUs), or fp16 autocast with "
+                                 "gradient scaling (CUDA only); 'none' is float32")
+        parser.add_argument("--channels_last", action="store_true",
+                            help="NHWC memory format for the networks (faster convolutions on tensor-core GPUs)")
+        parser.add_argument("--compile", action="store_true",
+                            help="torch.compile the convolutional sub-networks (slow first iterations; GPU)")
         if is_train:
             parser.add_argument("--lambda_A", type=float, default=10.0, help="weight of the cycle loss A→B→A")
             parser.add_argument("--lambda_B", type=float, default=10.0, help="weight of the cycle loss B→A→B")
@@ -74,7 +85,12 @@ class InstaGANModel(BaseModel):
         self.netG_B = define_G(opt.output_nc, opt.input_nc, *g_args).to(device)
         for name in self.loss_names:
             setattr(self, f"loss_{name}", 0.0)
+        self.amp_dtype = AMP_DTYPES[getattr(opt, "amp", "none")]
+        if self.amp_dtype == torch.float16 and device.type != "cuda":
+            raise ValueError("--amp fp16 needs a CUDA GPU (float16 gradients need its GradScaler); "
+                             "use --amp bf16 on the CPU")  # fmt: skip
         if not self.isTrain:
+            self._speed_up([self.netG_A, self.netG_B])
             return
 
         d_args = (opt.ndf, opt.netD, opt.n_layers_D, opt.norm, opt.no_lsgan, opt.init_type, opt.init_gain)
@@ -88,6 +104,27 @@ class InstaGANModel(BaseModel):
         self.optimizer_G = torch.optim.Adam(g_params, lr=opt.lr, betas=(opt.beta1, 0.999))
         self.optimizer_D = torch.optim.Adam(d_params, lr=opt.lr_D, betas=(opt.beta1, 0.999))
         self.optimizers = [self.optimizer_G, self.optimizer_D]
+        # Loss scaling for float16 (a no-op otherwise: scale() returns the loss, step() is optimizer.step()).
+        fp16 = self.amp_dtype == torch.float16
+        self.scaler_G = torch.amp.GradScaler(device.type, enabled=fp16)
+        self.scaler_D = torch.amp.GradScaler(device.type, enabled=fp16)
+        self._speed_up([self.netG_A, self.netG_B, self.netD_A, self.netD_B])
+
+    def _speed_up(self, nets: list[torch.nn.Module]) -> None:
+        """``--channels_last`` and ``--compile``, before any DDP wrapping. Only the convolutional sub-networks are
+        compiled (in place, so state_dict names do not change): the set logic around them has data-dependent
+        shapes (how many masks are non-empty) that would break the graph anyway."""
+        for net in nets:
+            if getattr(self.opt, "channels_last", False):
+                net.to(memory_format=torch.channels_last)
+            if getattr(self.opt, "compile", False):
+                for child in net.children():
+                    child.compile(dynamic=None)
+
+    def _autocast(self):
+        """Mixed precision for the forward passes and losses (``--amp``); disabled, it changes nothing."""
+        dtype = self.amp_dtype or torch.float32
+        return torch.autocast(self.device.type, dtype=dtype, enabled=self.amp_dtype is not None)
 
     # ------------------------------------------------------------------ input
 
@@ -138,10 +175,12 @@ class InstaGANModel(BaseModel):
         A = B = None
         if self.run_A[m]:
             A = self._translate(m, self.x_A, self.real_A_segs, self.netG_A, self.netG_B, self.fake_B_seg_list)
-            A["weight"] = self.groups_A[:, m].to(self.device, torch.float32)
+            A["active"] = self.groups_A[:, m]  # CPU copy: no device sync where it is read
+            A["weight"] = A["active"].to(self.device, torch.float32)
         if self.run_B[m]:
             B = self._translate(m, self.x_B, self.real_B_segs, self.netG_B, self.netG_A, self.fake_A_seg_list)
-            B["weight"] = self.groups_B[:, m].to(self.device, torch.float32)
+            B["active"] = self.groups_B[:, m]
+            B["weight"] = B["active"].to(self.device, torch.float32)
         return A, B
 
     def _advance(self, m: int, A: dict | None, B: dict | None) -> None:
@@ -178,7 +217,8 @@ class InstaGANModel(BaseModel):
         """Translate both directions with the sequential loop, no gradients."""
         self._start()
         for m in range(self.ins_iter):
-            A, B = self._step(m)
+            with self._autocast():
+                A, B = self._step(m)
             self._advance(m, A, B)
         self._finish_visuals()
 
@@ -219,10 +259,10 @@ class InstaGANModel(BaseModel):
     def compute_D_loss(self, A: dict | None, B: dict | None) -> dict[str, torch.Tensor]:
         losses = {}
         if A is not None:
-            fake_B = self.fake_B_pool.query(A["fake_mul"], keep=A["weight"].bool().cpu())
+            fake_B = self.fake_B_pool.query(A["fake_mul"], keep=A["active"])
             losses["D_A"] = self._D_loss(self.netD_A, self.real_B, fake_B, A["weight"])
         if B is not None:
-            fake_A = self.fake_A_pool.query(B["fake_mul"], keep=B["weight"].bool().cpu())
+            fake_A = self.fake_A_pool.query(B["fake_mul"], keep=B["active"])
             losses["D_B"] = self._D_loss(self.netD_B, self.real_A, fake_A, B["weight"])
         return losses
 
@@ -233,23 +273,28 @@ class InstaGANModel(BaseModel):
         counts = {name: 0 for name in self.loss_names}
         D_nets = [self.netD_A, self.netD_B]
         for m in range(self.ins_iter):
-            A, B = self._step(m)
+            with self._autocast():
+                A, B = self._step(m)
             if A is None and B is None:  # no sample anywhere has an instance in this group
                 self._advance(m, A, B)
                 continue
             self.set_requires_grad(D_nets, False)
             self.optimizer_G.zero_grad(set_to_none=False)
-            loss_G = self.compute_G_loss(A, B)
+            with self._autocast():
+                loss_G = self.compute_G_loss(A, B)
             self.check_finite(loss_G, m)  # --skip_nonfinite: stop before a NaN reaches the weights
-            sum(loss_G.values()).backward()
-            self.optimizer_G.step()
+            self.scaler_G.scale(sum(loss_G.values())).backward()
+            self.scaler_G.step(self.optimizer_G)
+            self.scaler_G.update()
 
             self.set_requires_grad(D_nets, True)
             self.optimizer_D.zero_grad(set_to_none=False)
-            loss_D = self.compute_D_loss(A, B)
+            with self._autocast():
+                loss_D = self.compute_D_loss(A, B)
             self.check_finite(loss_D, m)
-            sum(loss_D.values()).backward()
-            self.optimizer_D.step()
+            self.scaler_D.scale(sum(loss_D.values())).backward()
+            self.scaler_D.step(self.optimizer_D)
+            self.scaler_D.update()
 
             for name, value in {**loss_G, **loss_D}.items():
                 sums[name] = sums[name] + value.detach()

@@ -47,6 +47,11 @@ class _OriginalOrderSpectralNorm(_SpectralNorm):
     every discriminator output of a fresh model. Parameter names and state_dict keys are torch's.
     """
 
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        # σ in float32 under --amp too (CUDA autocast would run the power iteration's mv in half precision).
+        with torch.autocast(weight.device.type, enabled=False):
+            return super().forward(weight)
+
     @torch.no_grad()
     def _power_method(self, weight_mat: torch.Tensor, n_power_iterations: int) -> None:
         for _ in range(n_power_iterations):

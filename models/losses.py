@@ -17,7 +17,13 @@ from .masks import background_weight
 GAN_MODES = ("lsgan", "vanilla")
 
 
+def _full_precision(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision tensors (from ``--amp``) to float32 before a reduction; float32 and float64 unchanged."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def _reduce(elementwise: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    elementwise = _full_precision(elementwise)
     if weight is None:
         return elementwise.mean()
     per_sample = elementwise.flatten(1).mean(1)
@@ -37,12 +43,16 @@ class GANLoss(nn.Module):
 
     def forward(self, prediction: torch.Tensor, target_is_real: bool, weight: torch.Tensor | None = None):
         """``prediction: [B, 1, h, w]`` from D; returns a scalar."""
-        target = torch.full_like(prediction, self.real_label if target_is_real else self.fake_label)
-        if self.gan_mode == "lsgan":
-            elementwise = F.mse_loss(prediction, target, reduction="none")
-        else:
-            elementwise = F.binary_cross_entropy(prediction, target, reduction="none")
-        return _reduce(elementwise, weight)
+        # In float32, outside autocast: CUDA autocast refuses binary_cross_entropy, and half-precision squares of
+        # D's scores lose digits. A no-op without --amp.
+        with torch.autocast(prediction.device.type, enabled=False):
+            prediction = _full_precision(prediction)
+            target = torch.full_like(prediction, self.real_label if target_is_real else self.fake_label)
+            if self.gan_mode == "lsgan":
+                elementwise = F.mse_loss(prediction, target, reduction="none")
+            else:
+                elementwise = F.binary_cross_entropy(prediction, target, reduction="none")
+            return _reduce(elementwise, weight)
 
 
 def l1_loss(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,0 +1,223 @@
+"""Benchmark InstaGAN training: seconds per iteration, images/s, peak memory, and (on a GPU) TFLOP/s.
+
+Each configuration runs in a fresh subprocess, so peak memory (CUDA max allocated on a GPU, peak RSS on the CPU)
+belongs to that configuration alone. Inputs are synthetic: every image has exactly ``n`` non-empty instances, so
+every sequential step runs.
+
+    python scripts/benchmark.py                                # default model, 64x64, sweep n = 2 4 8 16
+    python scripts/benchmark.py --instances 4 --modes sequential --iters 10    # one configuration
+    python scripts/benchmark.py --gpu_ids 0 --amp bf16 --json bench.json
+
+Modes: ``sequential`` translates the instances two at a time (``--ins_per 2 --ins_max n``, the paper's memory
+trick); ``onestep`` translates all of them at once (``--ins_per n --ins_max n``). Sequential memory should stay
+flat in n; one-step memory grows with n.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Dense peak TFLOP/s by device name fragment: (fp32 without tensor cores, tf32, bf16/fp16 tensor cores).
+GPU_PEAK_TFLOPS = {
+    "H200": (67.0, 494.7, 989.4),
+    "H100 SXM": (67.0, 494.7, 989.4),
+    "H100 PCIe": (51.2, 378.0, 756.0),
+    "H100": (67.0, 494.7, 989.4),
+    "A100": (19.5, 156.0, 312.0),
+    "L40S": (91.6, 183.0, 362.0),
+    "A10G": (31.2, 62.5, 125.0),
+    "V100": (15.7, 15.7, 125.0),
+    "T4": (8.1, 8.1, 65.0),
+}
+
+
+def device_peak(name: str, amp: str, tf32: bool) -> float | None:
+    for key, (fp32, tf32_peak, half) in GPU_PEAK_TFLOPS.items():
+        if key in name:
+            return half if amp != "none" else (tf32_peak if tf32 else fp32)
+    return None
+
+
+def make_batch(batch: int, n: int, size: int, max_instances: int, seed: int = 0):
+    """Synthetic images in [-1, 1] and ``n`` non-empty rectangular masks each (the rest of the slots empty)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    data = {}
+    for d in "AB":
+        data[d] = torch.rand(batch, 3, size, size, generator=g) * 2 - 1
+        segs = -torch.ones(batch, max_instances, size, size)
+        for b in range(batch):
+            for k in range(n):
+                h, w = (int(v) for v in torch.randint(size // 8, size // 2, (2,), generator=g))
+                y, x = (int(v) for v in torch.randint(0, size - size // 2, (2,), generator=g))
+                segs[b, k, y : y + h, x : x + w] = 1.0
+        data[f"{d}_segs"] = segs
+        data[f"{d}_paths"] = [f"synthetic_{d}{b}" for b in range(batch)]
+    return data
+
+
+def run_child(cfg: dict) -> dict:
+    """One configuration, in this process: build the model, warm up, time ``iters`` iterations."""
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from models import create_model
+    from options.base_options import resolve_device
+    from options.train_options import TrainOptions
+
+    if cfg["threads"]:
+        torch.set_num_threads(cfg["threads"])
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg["tf32"]
+    n, per = cfg["instances"], cfg["instances"] if cfg["mode"] == "onestep" else min(2, cfg["instances"])
+    size = cfg["size"]
+    args = ["--dataroot", "unused", "--gpu_ids", cfg["gpu_ids"], "--ngf", str(cfg["ngf"]), "--ndf", str(cfg["ndf"]),
+            "--loadSizeH", str(size), "--loadSizeW", str(size), "--fineSizeH", str(size), "--fineSizeW", str(size),
+            "--ins_max", str(n), "--ins_per", str(per), "--max_instances", str(max(20, n)),
+            "--batch_size", str(cfg["batch_size"]), "--display_id", "0", "--checkpoints_dir", cfg["tmp"]]  # fmt: skip
+    for flag in ("amp",):
+        if cfg[flag] != "none":
+            args += [f"--{flag}", cfg[flag]]
+    for flag in ("channels_last", "compile"):
+        if cfg[flag]:
+            args.append(f"--{flag}")
+    opt = TrainOptions().parse(args)
+    device = resolve_device(opt)
+    torch.manual_seed(0)
+    model = create_model(opt, device)
+    data = make_batch(cfg["batch_size"], n, size, opt.max_instances)
+    cuda = device.type == "cuda"
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+
+    def step():
+        model.set_input(data)
+        model.optimize_parameters()
+
+    for _ in range(cfg["warmup"]):
+        step()
+    sync()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    times, cpu_times = [], []
+    for _ in range(cfg["iters"]):
+        t0, c0 = time.perf_counter(), time.process_time()
+        step()
+        sync()
+        times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
+    times.sort()
+    cpu_times.sort()
+    s_iter = times[len(times) // 2]  # median
+    result = dict(cfg)
+    result.update(
+        s_per_iter=s_iter,
+        s_per_iter_min=times[0],
+        cpu_s_per_iter=cpu_times[len(cpu_times) // 2],  # CPU time of all threads: robust to a busy machine
+        images_per_s=cfg["batch_size"] / s_iter,
+        peak_mem_mb=(torch.cuda.max_memory_allocated() if cuda else _peak_rss()) / 2**20,
+        mem_kind="cuda_max_allocated" if cuda else "peak_rss",
+        device=torch.cuda.get_device_name(device) if cuda else platform.processor() or platform.machine(),
+    )
+    if cfg["flops"] or cuda:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        counter = FlopCounterMode(display=False)
+        with counter:
+            step()
+        flops = counter.get_total_flops()
+        result["tflop_per_iter"] = flops / 1e12
+        result["tflops"] = flops / 1e12 / s_iter
+        peak = device_peak(result["device"], cfg["amp"], cfg["tf32"]) if cuda else None
+        if peak:
+            result["device_peak_tflops"] = peak
+            result["ratio_to_peak"] = result["tflops"] / peak
+    return result
+
+
+def _peak_rss() -> int:
+    """Peak resident set size of this process in bytes (Linux reports KiB)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else rss * 1024
+
+
+def table(results: list[dict]) -> str:
+    cols = [
+        ("mode", "{}"), ("instances", "{}"), ("ins_per", "{}"), ("batch_size", "{}"), ("amp", "{}"),
+        ("s_per_iter", "{:.3f}"), ("cpu_s_per_iter", "{:.3f}"), ("images_per_s", "{:.2f}"),
+        ("peak_mem_mb", "{:.0f}"), ("tflops", "{:.2f}"), ("ratio_to_peak", "{:.1%}"),
+    ]  # fmt: skip
+    rows = [[name for name, _ in cols]]
+    for r in results:
+        rows.append([fmt.format(r[name]) if r.get(name) is not None else "-" for name, fmt in cols])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--instances", type=int, nargs="+", default=[2, 4, 8, 16], help="instances per image")
+    p.add_argument("--modes", nargs="+", default=["sequential", "onestep"], choices=("sequential", "onestep"))
+    p.add_argument("--size", type=int, default=64, help="image height and width")
+    p.add_argument("--ngf", type=int, default=64)
+    p.add_argument("--ndf", type=int, default=64)
+    p.add_argument("--batch_size", type=int, default=1)
+    p.add_argument("--gpu_ids", type=str, default="-1", help="'-1' for the CPU, '0' for the first GPU")
+    p.add_argument("--amp", type=str, default="none", choices=("none", "bf16", "fp16"))
+    p.add_argument("--channels_last", action="store_true")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls/convolutions on Ampere+ GPUs")
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--iters", type=int, default=3, help="timed iterations (the median is reported)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--flops", action="store_true", help="count FLOPs on the CPU too (always on a GPU)")
+    p.add_argument("--json", type=str, default="", help="write the results here")
+    p.add_argument("--_child", type=str, default="", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args._child:
+        print("RESULT " + json.dumps(run_child(json.loads(args._child))), flush=True)
+        return []
+
+    import tempfile
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in args.modes:
+            for n in args.instances:
+                cfg = {k: v for k, v in vars(args).items() if k not in ("instances", "modes", "json", "_child")}
+                cfg.update(mode=mode, instances=n, tmp=tmp)
+                cfg["ins_per"] = n if mode == "onestep" else min(2, n)
+                proc = subprocess.run([sys.executable, __file__, "--_child", json.dumps(cfg)], cwd=ROOT,
+                                      capture_output=True, text=True, env=os.environ.copy())  # fmt: skip
+                lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+                if proc.returncode or not lines:
+                    print(f"{mode} n={n} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+                    continue
+                r = json.loads(lines[-1][len("RESULT ") :])
+                results.append(r)
+                print(f"{mode:>10} n={n:<3} {r['s_per_iter']:.3f} s/iter  {r['peak_mem_mb']:.0f} MiB", flush=True)
+    print(table(results))
+    if results:
+        print(f"device: {results[0]['device']}; torch threads: {args.threads or 'default'}; memory: "
+              f"{results[0]['mem_kind']}")  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main()
