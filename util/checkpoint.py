@@ -57,11 +57,13 @@ def _python_state() -> tuple:
     return version, torch.tensor(internal, dtype=torch.int64), gauss
 
 
-def gather_rng_states() -> list[dict]:
-    """Every rank's ``rng_state()``, in rank order (a collective under torch.distributed: call on all ranks)."""
-    state = rng_state()
+def gather_rank_states(model) -> list[dict]:
+    """What differs between ranks, in rank order: the random state and, under torch.distributed, the image pools
+    (each rank fills its own from its own fakes). A collective under torch.distributed: call it on every rank."""
+    state = {"rng": rng_state()}
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         return [state]
+    state["pools"] = {name: pool.state_dict() for name, pool in model.pools().items()}
     states: list = [None] * torch.distributed.get_world_size()
     torch.distributed.all_gather_object(states, state)
     return states
@@ -142,19 +144,19 @@ def option_changes(saved: dict, opt) -> list[str]:
 # --------------------------------------------------------------------------------------------------- save, load
 
 
-def save_training_state(model, opt, position: dict, tag: int | str = "latest", rngs: list[dict] | None = None) -> Path:
+def save_training_state(model, opt, position: dict, tag: int | str = "latest", ranks: list[dict] | None = None) -> Path:
     """Write ``<tag>_state.pth`` atomically. ``position``: ``epoch``, ``batches_done``, ``epoch_iter``,
-    ``total_iters`` and the bad-sample bookkeeping; ``rngs``: every rank's random state (``gather_rng_states``),
-    default this process's. Call on the main process only."""
-    rngs = rngs or [rng_state()]
+    ``total_iters`` and the bad-sample bookkeeping; ``ranks``: every rank's ``gather_rank_states`` entry, by default
+    this process's random state. Call on the main process only."""
+    ranks = ranks or [{"rng": rng_state()}]
     state = {
         "format": STATE_FORMAT,
         "version": STATE_VERSION,
         "torch_version": str(torch.__version__),
         **position,
         **model.training_state_dict(),
-        "rng": rngs[0],
-        "rng_per_rank": rngs,
+        "rng": ranks[0]["rng"],
+        "ranks": ranks,
         "options": options_dict(opt),
     }
     path = state_path(model.save_dir, tag)

@@ -30,7 +30,7 @@ from data.sampler import derive_seed
 from models.base_model import NonFiniteLossError
 from util.checkpoint import (
     CheckpointError,
-    gather_rng_states,
+    gather_rank_states,
     load_training_state,
     option_changes,
     remove_stale_temp_files,
@@ -101,11 +101,21 @@ class TrainingSession:
         self.bad_samples = list(state.get("bad_samples", []))
         self.skipped_batches = state.get("skipped_batches", 0)
         opt.epoch_count = self.epoch
-        # Restored when the loop starts, so that nothing in between draws from it: each rank its own state when the
-        # run had as many ranks; otherwise rank 0's, reseeded per rank (the data order is exact either way).
-        per_rank, rank, world = state.get("rng_per_rank", []), get_rank(), get_world_size()
-        self._rng = per_rank[rank] if len(per_rank) == world else state["rng"]
-        self._reseed = world > 1 and len(per_rank) != world
+        # Each rank takes its own random state (restored when the loop starts, so that nothing in between draws from
+        # it) and image pools when the run had as many ranks; otherwise rank 0's, and the random state is reseeded
+        # per rank (the data order is exact either way).
+        ranks, rank, world = state.get("ranks", []), get_rank(), get_world_size()
+        mine = ranks[rank] if len(ranks) == world else {"rng": state["rng"]}
+        for name, pool in self.model.pools().items():
+            if name in mine.get("pools", {}):
+                pool.load_state_dict(mine["pools"][name], self.model.device)
+        self._rng = mine["rng"]
+        self._reseed = world > 1 and len(ranks) != world
+        if ranks and len(ranks) != world:
+            self.log(
+                f"--continue_train: {path.name} was written by {len(ranks)} process(es), this run has {world}: "
+                "rank 0's random state and image pools are used on every rank, so the run is not bit-exact"
+            )
         if changes:
             self.log(f"--continue_train: options changed since {path.name}: {'; '.join(changes)}")
         self.log(f"--continue_train: resuming {path} at epoch {self.epoch}, batch {self.batches_done} of the "
@@ -225,13 +235,13 @@ class TrainingSession:
     def save(self, tag: str = "latest", extra_tag: int | str | None = None) -> None:
         """The training state first, then the network-only files (``<tag>_net_G_A.pth`` ...), on the main process.
         Each file is atomic; the state alone is what --continue_train reads, so a kill between files is harmless."""
-        rngs = gather_rng_states()  # a collective: every rank takes part
+        ranks = gather_rank_states(self.model)  # a collective: every rank takes part
         if self.main:
-            save_training_state(self.model, self.opt, self.position(), tag, rngs)
+            save_training_state(self.model, self.opt, self.position(), tag, ranks)
             self.model.save_networks(tag)
             if extra_tag is not None:
                 if getattr(self.opt, "keep_epoch_state", False) or str(extra_tag).startswith("iter_"):
-                    save_training_state(self.model, self.opt, self.position(), extra_tag, rngs)
+                    save_training_state(self.model, self.opt, self.position(), extra_tag, ranks)
                 self.model.save_networks(extra_tag)
         barrier()
 
