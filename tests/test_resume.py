@@ -280,3 +280,45 @@ def test_kill_during_a_checkpoint_write_leaves_latest_loadable(tiny_root, tmp_pa
     model = create_model(opt)
     model.setup(opt)
     model.load_training_state_dict(state, "latest_state.pth")
+
+
+def descendants(pid: int) -> list[int]:
+    """Child processes of ``pid``, recursively (Linux /proc)."""
+    found = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in map(int, children.read_text().split()):
+            found += [child, *descendants(child)]
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc to find the DDP workers")
+def test_ddp_sigkill_then_continue_train_equals_an_uninterrupted_run(tiny_root, tmp_path):
+    """Two gloo ranks: every rank's random state and image pools are saved, so the resumed run is exact too."""
+    common = ["--niter", "1", "--niter_decay", "1", "--batch_size", "2", "--save_latest_freq", "2",
+              "--deterministic", "--pool_size", "2"]  # fmt: skip
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py"]
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    run = subprocess.Popen([*torchrun, *train_argv(tiny_root, whole, *common)], cwd=ROOT, env=child_env(),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    victim = subprocess.Popen([*torchrun, *train_argv(tiny_root, parts, *common)], cwd=ROOT, env=child_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    state = parts / "r" / "latest_state.pth"
+    wait_for(state.is_file, victim)
+    for pid in [victim.pid, *descendants(victim.pid)]:  # the launcher and its workers, all at once
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    victim.wait()
+    saved = load_training_state(state)
+    assert len(saved["ranks"]) == 2 and saved["total_iters"] < 6
+
+    resumed = subprocess.run([*torchrun, *train_argv(tiny_root, parts, *common, "--continue_train")], cwd=ROOT,
+                             env=child_env(), capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"resuming {state} at epoch {saved['epoch']}, batch {saved['batches_done']}" in resumed.stdout
+    out, _ = run.communicate(timeout=300)
+    assert run.returncode == 0, out
+    a, b = networks(whole / "r"), networks(parts / "r")
+    assert all(torch.equal(a[n][k], b[n][k]) for n in a for k in a[n])
