@@ -80,7 +80,7 @@ class UnalignedSegDataset(Dataset):
             help="read only the masks with index < --max_instances, as the 2018 code did, instead "
             "of stopping when an image has more",
         )
-        return parser  # fmt: skip
+        return parser
 
     def __init__(self, opt):
         self.opt = opt

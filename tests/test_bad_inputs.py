@@ -113,6 +113,18 @@ def test_empty_image_folder(run):
     assert f"image folder {run.data / 'trainA'} has no images" in message
 
 
+def test_missing_mask_folder_warns_and_reads_zero_instances(tmp_path):
+    from conftest import make_train_opts
+
+    from data import create_dataset
+
+    root = write_dataset(tmp_path / "d")
+    shutil.rmtree(root / "trainB_seg")
+    with pytest.warns(UserWarning, match=f"mask folder {root / 'trainB_seg'} is missing: every image of"):
+        dataset = create_dataset(make_train_opts(root, tmp_path))
+    assert (dataset[0]["B_segs"] == -1).all() and (dataset[0]["A_segs"] > -1).any()
+
+
 # ------------------------------------------------------------------------------------------------- image files
 
 
