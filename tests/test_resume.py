@@ -124,6 +124,26 @@ def test_dataset_draws_from_the_sample_seed_and_leaves_global_generators_alone(t
     assert torch.equal(one["A"], two["A"]) and torch.equal(one["B_segs"], two["B_segs"])
 
 
+def test_mid_epoch_batches_do_not_depend_on_workers_or_history(tiny_root, tmp_path):
+    """What a resumed run reads: the epoch's batches after the first k, whatever ran before and with any workers."""
+
+    def batches(threads: str, epoch: int, skip: int, warm_up: bool) -> list:
+        opt = make_train_opts(tiny_root, tmp_path, *TINY, "--num_threads", threads)
+        loader = create_dataloader(opt, create_dataset(opt), seed=7)
+        if warm_up:  # an earlier epoch read in full, as an uninterrupted run would have
+            loader.sampler.set_epoch(epoch - 1)
+            list(loader)
+        loader.sampler.set_epoch(epoch)
+        loader.sampler.skip(skip)
+        return [(b["A_paths"], b["B_paths"], b["A"], b["B_segs"]) for b in loader]
+
+    whole = batches("0", 2, 0, warm_up=True)
+    for resumed in (batches("0", 2, 1, warm_up=False), batches("2", 2, 1, warm_up=False)):
+        assert len(resumed) == len(whole) - 1
+        for (pa, pb, a, s), (qa, qb, b, t) in zip(whole[1:], resumed):
+            assert pa == qa and pb == qb and torch.equal(a, b) and torch.equal(s, t)
+
+
 def test_sigterm_saves_latest_and_exits_cleanly(tiny_root, tmp_path, monkeypatch):
     """The signal lands mid-batch; the batch completes, 'latest' is written, the exit status is 128 + 15."""
     import train
