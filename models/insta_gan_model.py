@@ -119,7 +119,7 @@ class InstaGANModel(BaseModel):
                 net.to(memory_format=torch.channels_last)
             if getattr(self.opt, "compile", False):
                 for child in net.children():
-                    child.compile(dynamic=None)
+                    child.compile(dynamic=False)
 
     def _autocast(self):
         """Mixed precision for the forward passes and losses (``--amp``); disabled, it changes nothing."""
