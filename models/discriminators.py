@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from util.distributed import any_across_ranks
+
 from .layers import add_spectral_norm, get_norm_layer, init_weights, uses_bias
 from .masks import nonempty
 
@@ -66,16 +68,22 @@ class NLayerSetDiscriminator(nn.Module):
         if x.dim() != 4 or x.shape[1] < self.input_nc:
             raise ValueError(f"NLayerSetDiscriminator expects [B, {self.input_nc} + N, H, W], got {tuple(x.shape)}")
         img, segs = x[:, : self.input_nc], x[:, self.input_nc :]
-        slots = nonempty(segs).nonzero(as_tuple=True)
-        sample_of = slots[0]
+        present = nonempty(segs)  # [B, N]
+        used = present.any(0)  # [N]: slots holding an instance in some sample
+        if self.always_use_all_params:  # DDP: every rank makes the same feature_seg calls (see below)
+            used = any_across_ranks(used)
         feat_img = self.feature_img(img)
         feat_sum = torch.zeros_like(feat_img)
-        if sample_of.numel() > 0:
-            feat_sum = feat_sum.index_add(0, sample_of, self.feature_seg(segs[slots].unsqueeze(1)))
-        elif self.always_use_all_params and self.training:
-            # DDP, and this rank has no mask: a zero-weighted pass through feature_seg. It gives feature_seg's
-            # parameters a (zero) gradient, so every rank reduces the same ones, and it runs spectral norm's power
-            # iteration, so u and v advance on every rank alike (one iteration per call, as on a rank with masks).
+        # One feature_seg call per instance slot, as in the 2018 code. Each call is one power iteration of the
+        # spectral norms in feature_seg, so u, v and every D output follow the original; a single batched call
+        # would make one iteration instead of one per instance. A sample whose slot is empty adds nothing.
+        for i in used.nonzero()[:, 0].tolist():
+            f = self.feature_seg(segs[:, i : i + 1])
+            feat_sum = feat_sum + f * present[:, i, None, None, None].to(f.dtype)
+        if not used.any() and self.always_use_all_params and self.training:
+            # DDP, and no rank has a mask: a zero-weighted pass through feature_seg. It gives feature_seg's
+            # parameters a (zero) gradient, so DDP reduces them as in any other step, and runs the power iteration
+            # on every rank alike.
             dummy = segs.new_full((1, 1, self.dummy_size, self.dummy_size), -1.0)
             feat_sum = feat_sum + self.feature_seg(dummy).sum() * 0.0
         return self.classifier(torch.cat([feat_img, feat_sum], dim=1))
