@@ -18,6 +18,7 @@ the same passes. With one process and batch 1 this is exactly the 2018 code's ru
 from __future__ import annotations
 
 import torch
+from torch.nn.utils import parametrize
 
 from util.distributed import any_across_ranks, unwrap
 
@@ -118,8 +119,15 @@ class InstaGANModel(BaseModel):
             if getattr(self.opt, "channels_last", False):
                 net.to(memory_format=torch.channels_last)
             if getattr(self.opt, "compile", False):
+                # The sub-networks share one compiled entry point, and every input shape (masks per batch) is
+                # a variant: room for all of them. dynamic=False: inductor's CPU code for symbolic batch sizes
+                # failed here (torch 2.14), and the few batch sizes recompile once each.
+                # D stays eager: its spectral norm updates u and v in place during the forward, which compiled
+                # autograd rejected ("modified by an inplace operation") with torch 2.14.
+                torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
                 for child in net.children():
-                    child.compile(dynamic=False)
+                    if not any(parametrize.is_parametrized(m) for m in child.modules()):
+                        child.compile(dynamic=False)
 
     def _autocast(self):
         """Mixed precision for the forward passes and losses (``--amp``); disabled, it changes nothing."""
