@@ -17,6 +17,8 @@ the same passes. With one process and batch 1 this is exactly the 2018 code's ru
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch.nn.utils import parametrize
 
@@ -90,6 +92,11 @@ class InstaGANModel(BaseModel):
         if self.amp_dtype == torch.float16 and device.type != "cuda":
             raise ValueError("--amp fp16 needs a CUDA GPU (float16 gradients need its GradScaler); "
                              "use --amp bf16 on the CPU")  # fmt: skip
+        native_bf16 = device.type != "cpu" or torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        if self.amp_dtype == torch.bfloat16 and not native_bf16:
+            warnings.warn("--amp bf16: this CPU has no native bfloat16 (AVX512-BF16/AMX), so convolutions fall back "
+                          "to a slow path (25x slower than float32 for the default generator here); drop --amp",
+                          stacklevel=2)  # fmt: skip
         if not self.isTrain:
             self._speed_up([self.netG_A, self.netG_B])
             return
