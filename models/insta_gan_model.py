@@ -40,32 +40,71 @@ class InstaGANModel(BaseModel):
     @staticmethod
     def modify_commandline_options(parser, is_train: bool = True):
         parser.set_defaults(no_dropout=True)  # CycleGAN's default generator has no dropout
-        parser.add_argument("--set_order", type=str, default="decreasing", choices=SET_ORDERS,
-                            help="order of the instances: by decreasing area, or random among the non-empty ones")
-        parser.add_argument("--ins_max", type=int, default=4,
-                            help="instances used per image (at test, up to --max_instances, e.g. 20)")
-        parser.add_argument("--ins_per", type=int, default=2,
-                            help="instances translated per sequential step; --ins_max must be a multiple of it")
-        parser.add_argument("--init_D", type=str, default="pytorch", choices=D_INITS,
-                            help="'pytorch': PyTorch's default init for D, which the 2018 code effectively used; "
-                                 "'same': --init_type/--init_gain as for G")
-        parser.add_argument("--spectral_norm", type=str, default="original", choices=SPECTRAL_NORMS,
-                            help="power-iteration order of D's spectral norm: the 2018 code's (v then u) or torch's")
+        parser.add_argument(
+            "--set_order",
+            type=str,
+            default="decreasing",
+            choices=SET_ORDERS,
+            help="order of the instances: by decreasing area, or random among the non-empty ones",
+        )
+        parser.add_argument(
+            "--ins_max", type=int, default=4, help="instances used per image (at test, up to --max_instances, e.g. 20)"
+        )
+        parser.add_argument(
+            "--ins_per",
+            type=int,
+            default=2,
+            help="instances translated per sequential step; --ins_max must be a multiple of it",
+        )
+        parser.add_argument(
+            "--init_D",
+            type=str,
+            default="pytorch",
+            choices=D_INITS,
+            help="'pytorch': PyTorch's default init for D, which the 2018 code effectively used; "
+            "'same': --init_type/--init_gain as for G",
+        )
+        parser.add_argument(
+            "--spectral_norm",
+            type=str,
+            default="original",
+            choices=SPECTRAL_NORMS,
+            help="power-iteration order of D's spectral norm: the 2018 code's (v then u) or torch's",
+        )
         # Speed (docs/PERFORMANCE.md). All off by default: each changes the numbers or only pays off on a GPU.
-        parser.add_argument("--amp", type=str, default="none", choices=AMP_MODES,
-                            help="mixed precision: bf16 autocast (Ampere+ GPUs, recent CPUs), or fp16 autocast with "
-                                 "gradient scaling (CUDA only); 'none' is float32")
-        parser.add_argument("--channels_last", action="store_true",
-                            help="NHWC memory format for the networks (faster convolutions on tensor-core GPUs)")
-        parser.add_argument("--compile", action="store_true",
-                            help="torch.compile the convolutional sub-networks (slow first iterations; GPU)")
+        parser.add_argument(
+            "--amp",
+            type=str,
+            default="none",
+            choices=AMP_MODES,
+            help="mixed precision: bf16 autocast (Ampere+ GPUs, recent CPUs), or fp16 autocast with "
+            "gradient scaling (CUDA only); 'none' is float32",
+        )
+        parser.add_argument(
+            "--channels_last",
+            action="store_true",
+            help="NHWC memory format for the networks (faster convolutions on tensor-core GPUs)",
+        )
+        parser.add_argument(
+            "--compile",
+            action="store_true",
+            help="torch.compile the convolutional sub-networks (slow first iterations; GPU)",
+        )
         if is_train:
             parser.add_argument("--lambda_A", type=float, default=10.0, help="weight of the cycle loss A→B→A")
             parser.add_argument("--lambda_B", type=float, default=10.0, help="weight of the cycle loss B→A→B")
-            parser.add_argument("--lambda_idt", type=float, default=1.0,
-                                help="identity loss weight, relative to lambda_A/lambda_B (0 disables it)")
-            parser.add_argument("--lambda_ctx", type=float, default=1.0,
-                                help="context-preserving loss weight, relative to lambda_A/lambda_B")
+            parser.add_argument(
+                "--lambda_idt",
+                type=float,
+                default=1.0,
+                help="identity loss weight, relative to lambda_A/lambda_B (0 disables it)",
+            )
+            parser.add_argument(
+                "--lambda_ctx",
+                type=float,
+                default=1.0,
+                help="context-preserving loss weight, relative to lambda_A/lambda_B",
+            )
         return parser  # fmt: skip
 
     def __init__(self, opt, device: torch.device):

@@ -48,27 +48,56 @@ class BaseOptions:
         add = parser.add_argument
         # data
         add("--dataroot", required=True, help="folder with {phase}A, {phase}B and their _seg mask folders")
-        add("--dataset_mode", type=str, default="unaligned_seg", choices=sorted(data.DATASETS),
-            help="how datasets are loaded")
+        add(
+            "--dataset_mode",
+            type=str,
+            default="unaligned_seg",
+            choices=sorted(data.DATASETS),
+            help="how datasets are loaded",
+        )
         add("--direction", type=str, default="AtoB", choices=("AtoB", "BtoA"), help="translate A→B or B→A")
         add("--batch_size", type=int, default=1, help="input batch size (in total, over all GPUs)")
         add("--loadSizeH", type=int, default=220, help="resize images to this height")
         add("--loadSizeW", type=int, default=220, help="resize images to this width")
         add("--fineSizeH", type=int, default=200, help="then crop to this height")
         add("--fineSizeW", type=int, default=200, help="then crop to this width")
-        add("--load_size", type=int, action=_SetBoth, const=("loadSizeH", "loadSizeW"), default=argparse.SUPPRESS,
-            help="alias: set --loadSizeH and --loadSizeW")
-        add("--crop_size", type=int, action=_SetBoth, const=("fineSizeH", "fineSizeW"), default=argparse.SUPPRESS,
-            help="alias: set --fineSizeH and --fineSizeW")
-        add("--resize_or_crop", "--preprocess", dest="resize_or_crop", type=str, default="resize_and_crop",
-            choices=PREPROCESS_CHOICES, help="scaling and cropping of images at load time")
+        add(
+            "--load_size",
+            type=int,
+            action=_SetBoth,
+            const=("loadSizeH", "loadSizeW"),
+            default=argparse.SUPPRESS,
+            help="alias: set --loadSizeH and --loadSizeW",
+        )
+        add(
+            "--crop_size",
+            type=int,
+            action=_SetBoth,
+            const=("fineSizeH", "fineSizeW"),
+            default=argparse.SUPPRESS,
+            help="alias: set --fineSizeH and --fineSizeW",
+        )
+        add(
+            "--resize_or_crop",
+            "--preprocess",
+            dest="resize_or_crop",
+            type=str,
+            default="resize_and_crop",
+            choices=PREPROCESS_CHOICES,
+            help="scaling and cropping of images at load time",
+        )
         add("--no_flip", action="store_true", help="do not flip images horizontally for augmentation")
         add("--serial_batches", action="store_true", help="take images in order; otherwise shuffle and pair B randomly")
         add("--num_threads", type=int, default=4, help="data-loading worker processes")
         add("--max_dataset_size", type=float, default=float("inf"), help="use at most this many images per domain")
         add("--max_instances", type=int, default=20, help="read at most this many instance masks per image")
-        add("--mask_interp", type=str, default="bicubic", choices=("bicubic", "nearest"),
-            help="resampling of masks; bicubic, like the images, is the 2018 code's")
+        add(
+            "--mask_interp",
+            type=str,
+            default="bicubic",
+            choices=("bicubic", "nearest"),
+            help="resampling of masks; bicubic, like the images, is the 2018 code's",
+        )
         # model
         add("--model", type=str, default="insta_gan", choices=sorted(models.MODELS), help="which model to use")
         add("--input_nc", type=int, default=3, help="channels of domain A images")
