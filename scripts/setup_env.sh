@@ -22,9 +22,10 @@ quiet() {
 }
 # visdom 0.2.4 ships only as a source package whose setup.py needs pkg_resources (setuptools < 81),
 # so it is built without build isolation, against the setuptools installed here.
-quiet "${PIP[@]}" install -q "setuptools<81" wheel
+# torch pulls in the newest setuptools, so the pin comes after it, in the same call as visdom.
 quiet "${PIP[@]}" install -q -r requirements.txt
-quiet "${PIP[@]}" install -q --no-build-isolation -r requirements-visdom.txt
+quiet "${PIP[@]}" install -q "setuptools<81" wheel
+quiet "${PIP[@]}" install -q --no-build-isolation "setuptools<81" -r requirements-visdom.txt
 # Visdom's server fetches its web assets from CDNs at every start and exits offline; take the same files from the
 # npm registry once (a no-op when they are in place; docs/MONITORING.md). Training does not need them: only warn.
 "$VENV/bin/python" scripts/install_visdom_assets.py ||
