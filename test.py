@@ -16,7 +16,7 @@ from data import create_dataloader, create_dataset
 from models import create_model
 from options.base_options import options_text, resolve_device, save_options
 from options.test_options import TestOptions
-from train import seed_everything
+from util.distributed import seed_everything
 from util.progress import Progress
 from util.visualizer import results_page, results_visuals, save_images
 

@@ -13,12 +13,8 @@ spelling ``--gpu_ids 0,1,2,3``, which starts the same workers itself (util/distr
 
 from __future__ import annotations
 
-import random
 import sys
 import time
-
-import numpy as np
-import torch
 
 from data import create_dataloader, create_dataset
 from models import create_model
@@ -32,18 +28,13 @@ from util.distributed import (
     launch_if_multi_gpu,
     print_main,
     reduce_mean,
+    seed_everything,
     seed_per_rank,
     wrap_model,
 )
 from util.progress import Progress, format_seconds
 from util.session import TrainingSession
 from util.visualizer import Visualizer
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def main(argv: list[str] | None = None) -> None:

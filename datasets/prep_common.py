@@ -23,10 +23,8 @@ import importlib
 import importlib.util
 import json
 import math
-import os
 import shutil
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -41,6 +39,7 @@ _REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(_REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(_REPO_ROOT))
 
+from util.fileio import atomic_open, atomic_write_text  # noqa: E402
 from util.progress import Progress  # noqa: E402
 
 
@@ -289,25 +288,10 @@ class Summary:
 # Output
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def save_png_atomic(image: Image.Image, path: Path) -> None:
-    """Save ``image`` as PNG at ``path`` through a temporary file and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png.tmp")
-    os.close(fd)
-    try:
-        image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Save ``image`` as PNG at ``path`` atomically (``util.fileio.atomic_open``)."""
+    with atomic_open(path) as f:
+        image.save(f, format="PNG")
 
 
 def prepare_save_root(
