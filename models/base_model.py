@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from util.distributed import any_across_ranks, unwrap
 
 from .compat import load_state_dict_checked
 from .image_pool import ImagePool
-from .schedulers import LinearDecay, get_scheduler
+from .schedulers import get_scheduler
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -75,10 +77,7 @@ class BaseModel:
 
     def update_learning_rate(self) -> float:
         for scheduler in self.schedulers:
-            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                scheduler.step(0)  # CycleGAN stepped the plateau policy with a constant metric
-            else:
-                scheduler.step()
+            _step(scheduler)
         return self.optimizers[0].param_groups[0]["lr"]
 
     def get_current_visuals(self) -> OrderedDict[str, torch.Tensor]:
@@ -139,19 +138,34 @@ class BaseModel:
             raise RuntimeError(f"{source} holds {len(state['optimizers'])} optimizers and {len(state['schedulers'])} "
                                f"schedulers, the model {len(self.optimizers)} and {len(self.schedulers)}: "
                                "it was written by another model (--model)")  # fmt: skip
-        for optimizer, saved in zip(self.optimizers, state["optimizers"]):
-            optimizer.load_state_dict(saved)
-        for scheduler, saved in zip(self.schedulers, state["schedulers"]):
-            scheduler.load_state_dict(saved)
-            for fn in getattr(scheduler, "lr_lambdas", []):  # a longer --niter/--niter_decay extends the schedule
-                if isinstance(fn, LinearDecay):
-                    fn.niter, fn.niter_decay = self.opt.niter, self.opt.niter_decay
+        base_lrs = [[group.get("initial_lr", group["lr"]) for group in o.param_groups] for o in self.optimizers]
+        for optimizer, saved, lrs in zip(self.optimizers, state["optimizers"], base_lrs):
+            optimizer.load_state_dict(saved)  # Adam's moments; its learning rates are this run's, below
+            for group, lr in zip(optimizer.param_groups, lrs):
+                group["lr"] = group["initial_lr"] = lr
+        self.replay_schedule(state["epoch"], [saved.get("last_epoch", 0) for saved in state["schedulers"]])
         for name, pool in self.pools().items():
             if name in state["pools"]:
                 pool.load_state_dict(state["pools"][name], self.device)
         for name, scaler in self.scalers().items():
             if state.get("scalers", {}).get(name):  # empty when saved without --amp fp16: a fresh scale then
                 scaler.load_state_dict(state["scalers"][name])
+
+    def replay_schedule(self, epoch: int, steps: list[int]) -> None:
+        """Rebuild the schedulers from this run's options and step scheduler i ``steps[i]`` times, the number of epochs
+        the saved run had finished, so that ``epoch`` trains at the learning rate these options give it.
+
+        The saved schedulers are not reloaded: they hold the old run's ``--niter``, ``--niter_decay`` and ``--lr``, so
+        a run extended with a larger ``--niter`` would go on at the old schedule's end (learning rate 0). Replaying the
+        steps makes the same floating-point operations as a run started with these options (a constant metric steps
+        the plateau policy, so it replays too): on the CPU with ``--deterministic`` the two are bit-identical.
+        """
+        self.schedulers = [get_scheduler(o, self.opt, start_epoch=epoch - n) for o, n in zip(self.optimizers, steps)]
+        with warnings.catch_warnings():  # replayed steps come before this process's first optimizer.step()
+            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()` before"))
+            for scheduler, n in zip(self.schedulers, steps):
+                for _ in range(n):
+                    _step(scheduler)
 
     def check_finite(self, losses: dict[str, torch.Tensor], step: int | None = None) -> None:
         """With ``--skip_nonfinite``, raise ``NonFiniteLossError`` before a NaN/inf loss reaches backward and the
@@ -178,3 +192,10 @@ class BaseModel:
         for net in nets:
             for param in net.parameters():
                 param.requires_grad_(requires_grad)
+
+
+def _step(scheduler) -> None:
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(0)  # CycleGAN stepped the plateau policy with a constant metric
+    else:
+        scheduler.step()

@@ -20,9 +20,13 @@ class LinearDecay:
         return 1.0 - max(0, step + self.epoch_count - self.niter) / float(self.niter_decay + 1)
 
 
-def get_scheduler(optimizer: Optimizer, opt) -> lr_scheduler.LRScheduler | lr_scheduler.ReduceLROnPlateau:
+def get_scheduler(
+    optimizer: Optimizer, opt, start_epoch: int | None = None
+) -> lr_scheduler.LRScheduler | lr_scheduler.ReduceLROnPlateau:
+    """The ``--lr_policy`` schedule of ``optimizer``, whose step 0 is epoch ``start_epoch`` (default --epoch_count)."""
+    start = opt.epoch_count if start_epoch is None else start_epoch
     if opt.lr_policy == "lambda":
-        return lr_scheduler.LambdaLR(optimizer, lr_lambda=LinearDecay(opt.epoch_count, opt.niter, opt.niter_decay))
+        return lr_scheduler.LambdaLR(optimizer, lr_lambda=LinearDecay(start, opt.niter, opt.niter_decay))
     if opt.lr_policy == "step":
         return lr_scheduler.StepLR(optimizer, step_size=opt.lr_decay_iters, gamma=0.1)
     if opt.lr_policy == "plateau":

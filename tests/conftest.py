@@ -17,9 +17,32 @@ SMALL = ["--ngf", "8", "--ndf", "8", "--loadSizeH", "36", "--loadSizeW", "44", "
          "--fineSizeW", "40", "--gpu_ids", "-1", "--num_threads", "0"]  # fmt: skip
 
 
+# Smaller still, for tests that train whole runs: an iteration takes well under a second on one CPU thread, and the
+# page, Visdom and loss printing are off.
+TINY = [*SMALL, "--ngf", "4", "--ndf", "4", "--loadSizeH", "20", "--loadSizeW", "24", "--fineSizeH", "16",
+        "--fineSizeW", "20", "--n_layers_D", "2", "--display_id", "0", "--no_html", "--print_freq", "1000",
+        "--display_freq", "100000"]  # fmt: skip
+
+
 @pytest.fixture(autouse=True)
 def _torch_threads():
     torch.set_num_threads(2)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks run fastest on one thread, and a busy machine does not slow them down by oversubscription."""
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory) -> Path:
+    """3 training images per domain, 24x24, so an epoch of batch 1 is 3 iterations."""
+    from datasets.make_toy_dataset import main as make_toy
+
+    root = tmp_path_factory.mktemp("tiny")
+    make_toy(["--save_root", str(root), "--size", "24", "--n_train", "3", "--n_test", "1", "--seed", "2"])
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -22,9 +22,10 @@ from util.util import atomic_torch_save
 
 STATE_FORMAT = "instagan-training-state"
 STATE_VERSION = 1
-# Options that may change between a run and its continuation without a warning.
+# Options that may change between a run and its continuation without being listed: those that say what to resume,
+# and those that change neither the numbers nor the files. Every other change is listed when the run resumes.
 RESUME_OPTIONS = {"continue_train", "epoch_count", "epoch", "load_iter", "verbose", "display_id", "display_server",
-                  "display_port", "display_env", "num_threads", "gpu_ids", "niter", "niter_decay"}  # fmt: skip
+                  "display_port", "display_env", "num_threads", "gpu_ids"}  # fmt: skip
 
 
 class CheckpointError(RuntimeError):

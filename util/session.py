@@ -91,6 +91,7 @@ class TrainingSession:
             return
         state = load_training_state(path, "cpu")  # optimizers and networks copy to their devices as they load
         changes = option_changes(state.get("options", {}), opt)
+        self._check_schedule_reaches(state, path)
         try:
             self.model.load_training_state_dict(state, str(path))
         except RuntimeError as e:
@@ -100,7 +101,6 @@ class TrainingSession:
         self.epoch_iter, self.total_iters = state["epoch_iter"], state["total_iters"]
         self.bad_samples = list(state.get("bad_samples", []))
         self.skipped_batches = state.get("skipped_batches", 0)
-        opt.epoch_count = self.epoch
         # Each rank takes its own random state (restored when the loop starts, so that nothing in between draws from
         # it) and image pools when the run had as many ranks; otherwise rank 0's, and the random state is reseeded
         # per rank (the data order is exact either way).
@@ -118,13 +118,31 @@ class TrainingSession:
             )
         if changes:
             self.log(f"--continue_train: options changed since {path.name}: {'; '.join(changes)}")
-        self.log(f"--continue_train: resuming {path} at epoch {self.epoch}, batch {self.batches_done} of the "
-                 f"epoch, total_iters {self.total_iters}")  # fmt: skip
+        lr = self.model.optimizers[0].param_groups[0]["lr"] if self.model.optimizers else 0.0
+        self.log(
+            f"--continue_train: resuming {path} at epoch {self.epoch}, batch {self.batches_done} of the epoch, "
+            f"total_iters {self.total_iters}, learning rate {lr:.7f} (the schedule of this run's options)"
+        )
         if self.epoch > self.last_epoch:
             self.log(f"--continue_train: training already finished ({self.last_epoch} epochs); raise --niter or "
                      "--niter_decay to train longer")  # fmt: skip
         if self.main:
             remove_stale_temp_files(self.save_dir)
+
+    def _check_schedule_reaches(self, state: dict, path: Path) -> None:
+        """A schedule may be extended or shortened on resume, but not to end before the epochs already trained."""
+        epoch, batches = state["epoch"], state["batches_done"]
+        reached = epoch - 1 + (batches > 0)  # epochs trained, the current one counted when it has begun
+        if self.last_epoch >= reached:
+            return
+        saved = state.get("options", {})
+        was = f" (the run had --niter {saved.get('niter')} --niter_decay {saved.get('niter_decay')})" if saved else ""
+        raise CheckpointError(
+            f"--continue_train: {path} has trained {reached} epoch(s) (it stopped at epoch {epoch}, batch {batches} "
+            f"of the epoch), but --niter {self.opt.niter} + --niter_decay {self.opt.niter_decay} = {self.last_epoch} "
+            f"epoch(s): a schedule cannot end before the epoch already reached{was}. Pass --niter and --niter_decay "
+            f"that add up to at least {reached}, or start a new run under another --name"
+        )
 
     def check_first_sample(self) -> None:
         """Read the first sample the loop will read, so that a bad file fails before anything is written."""
