@@ -16,6 +16,7 @@ from data import create_dataloader, create_dataset
 from models import create_model
 from options.base_options import options_text, resolve_device, save_options
 from options.test_options import TestOptions
+from util.checkpoint import checkpoint_tag
 from util.distributed import seed_everything
 from util.progress import Progress
 from util.visualizer import results_page, results_visuals, save_images
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> Path:
     if opt.eval:
         model.eval()
 
-    epoch = f"iter_{opt.load_iter}" if opt.load_iter > 0 else opt.epoch
+    epoch = checkpoint_tag(opt)
     web_dir = Path(opt.results_dir) / opt.name / f"{opt.phase}_{epoch}"
     webpage = results_page(web_dir, opt, epoch, options_text(opt, parser.parser))
     total = min(opt.num_test, len(dataset))

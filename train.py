@@ -20,7 +20,9 @@ from data import create_dataloader, create_dataset
 from models import create_model
 from options.base_options import options_text, resolve_device, save_options
 from options.train_options import TrainOptions
-from util.checkpoint import configure_determinism, ensure_writable_dir
+from training.session import TrainingSession
+from training.state import configure_determinism
+from util.checkpoint import ensure_writable_dir
 from util.distributed import (
     cleanup,
     init_distributed,
@@ -33,7 +35,6 @@ from util.distributed import (
     wrap_model,
 )
 from util.progress import Progress, format_seconds
-from util.session import TrainingSession
 from util.visualizer import Visualizer
 
 

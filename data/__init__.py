@@ -56,6 +56,6 @@ def create_dataloader(opt, dataset: Dataset, device: torch.device | None = None,
 
 def _ignore_stop_signals(worker_id: int) -> None:
     """Ctrl-C reaches the whole process group: workers must not die of it before the main process has saved
-    'latest' (util/session.py). They still exit with the main process, which they watch."""
+    'latest' (training/session.py). They still exit with the main process, which they watch."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

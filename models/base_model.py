@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from util.checkpoint import read_checkpoint, write_checkpoint
+from util.checkpoint import checkpoint_tag, read_checkpoint, write_checkpoint
 from util.distributed import any_across_ranks, unwrap
 
 from .compat import load_state_dict_checked
@@ -25,6 +25,20 @@ class NonFiniteLossError(FloatingPointError):
         self.names, self.step = names, step
         where = f" at sequential step {step + 1}" if step is not None else ""
         super().__init__(f"non-finite loss {', '.join(names)}{where}")
+
+
+def raise_if_nonfinite(losses: dict[str, torch.Tensor | float], step: int | None = None) -> None:
+    """Raise ``NonFiniteLossError`` naming the NaN/inf ones among ``losses`` (0-dim tensors or numbers). One device
+    sync; the decision is all-reduced, so every rank raises together (naming "(on another rank)" where its own
+    losses are finite) and no rank waits in a backward pass the others skip."""
+    if not losses:
+        return
+    values = [v.detach().float().reshape(()) if torch.is_tensor(v) else torch.tensor(float(v)) for v in losses.values()]
+    device = next((v.device for v in values if v.device.type != "cpu"), torch.device("cpu"))
+    finite = torch.stack([v.to(device) for v in values]).isfinite()
+    if any_across_ranks(~finite.all().reshape(1)).item():
+        names = [name for name, ok in zip(losses, finite.tolist()) if not ok]
+        raise NonFiniteLossError(names or ["(on another rank)"], step)
 
 
 class BaseModel:
@@ -60,12 +74,12 @@ class BaseModel:
         return {name: getattr(self, f"net{name}") for name in self.model_names}
 
     def setup(self, opt) -> None:
-        """Schedulers for training; weights from ``opt.epoch`` for testing. ``--continue_train`` is resumed by
-        ``util.session.TrainingSession``, which restores the whole training state, not only the weights."""
+        """Schedulers for training; weights from ``--epoch``/``--load_iter`` for testing. ``--continue_train`` is
+        resumed by ``training.session.TrainingSession``, which restores the whole training state, not only weights."""
         if self.isTrain:
             self.schedulers = [get_scheduler(optimizer, opt) for optimizer in self.optimizers]
         else:
-            self.load_networks(f"iter_{opt.load_iter}" if opt.load_iter > 0 else opt.epoch)
+            self.load_networks(checkpoint_tag(opt))
 
     def eval(self) -> None:
         for net in self.networks().values():
@@ -108,7 +122,7 @@ class BaseModel:
                 )
             load_state_dict_checked(unwrap(net), read_checkpoint(path, self.device), str(path))
 
-    # ---------------------------------------------------------------- training state (util/checkpoint.py)
+    # ---------------------------------------------------------------- training state (training/state.py)
 
     def pools(self) -> dict[str, ImagePool]:
         return {k: v for k, v in vars(self).items() if isinstance(v, ImagePool)}
@@ -120,13 +134,15 @@ class BaseModel:
     def training_state_dict(self) -> dict:
         """Networks (unwrapped, on the CPU), optimizers, schedulers and image pools."""
         return {
-            "networks": {name: {k: v.detach().cpu() for k, v in unwrap(net).state_dict().items()}
-                         for name, net in self.networks().items()},
+            "networks": {
+                name: {k: v.detach().cpu() for k, v in unwrap(net).state_dict().items()}
+                for name, net in self.networks().items()
+            },
             "optimizers": [o.state_dict() for o in self.optimizers],
             "schedulers": [s.state_dict() for s in self.schedulers],
             "pools": {name: pool.state_dict() for name, pool in self.pools().items()},
             "scalers": {name: scaler.state_dict() for name, scaler in self.scalers().items()},
-        }  # fmt: skip
+        }
 
     def load_training_state_dict(self, state: dict, source: str) -> None:
         """Inverse of ``training_state_dict``; a mismatch names ``source`` and the tensors at fault."""
@@ -135,9 +151,11 @@ class BaseModel:
                 raise RuntimeError(f"{source} has no network {name} (it holds {sorted(state['networks'])})")
             load_state_dict_checked(unwrap(net), state["networks"][name], f"{source} [net{name}]")
         if len(state["optimizers"]) != len(self.optimizers) or len(state["schedulers"]) != len(self.schedulers):
-            raise RuntimeError(f"{source} holds {len(state['optimizers'])} optimizers and {len(state['schedulers'])} "
-                               f"schedulers, the model {len(self.optimizers)} and {len(self.schedulers)}: "
-                               "it was written by another model (--model)")  # fmt: skip
+            raise RuntimeError(
+                f"{source} holds {len(state['optimizers'])} optimizers and {len(state['schedulers'])} "
+                f"schedulers, the model {len(self.optimizers)} and {len(self.schedulers)}: "
+                "it was written by another model (--model)"
+            )
         base_lrs = [[group.get("initial_lr", group["lr"]) for group in o.param_groups] for o in self.optimizers]
         for optimizer, saved, lrs in zip(self.optimizers, state["optimizers"], base_lrs):
             optimizer.load_state_dict(saved)  # Adam's moments; its learning rates are this run's, below
@@ -169,13 +187,9 @@ class BaseModel:
 
     def check_finite(self, losses: dict[str, torch.Tensor], step: int | None = None) -> None:
         """With ``--skip_nonfinite``, raise ``NonFiniteLossError`` before a NaN/inf loss reaches backward and the
-        optimizer step (one device sync per call; the decision is all-reduced so every rank skips together)."""
-        if not getattr(self.opt, "skip_nonfinite", False) or not losses:
-            return
-        finite = torch.stack([v.detach().float().reshape(()) for v in losses.values()]).isfinite()
-        if any_across_ranks(~finite.all().reshape(1)).item():
-            names = [k for k, ok in zip(losses, finite.tolist()) if not ok]
-            raise NonFiniteLossError(names or ["(on another rank)"], step)
+        optimizer step (see ``raise_if_nonfinite``)."""
+        if getattr(self.opt, "skip_nonfinite", False):
+            raise_if_nonfinite(losses, step)
 
     def print_networks(self, verbose: bool = False) -> str:
         lines = ["---------- Networks initialized -------------"]

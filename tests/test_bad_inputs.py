@@ -17,7 +17,8 @@ from PIL import Image
 import test as test_script
 import train
 from data.unaligned_seg_dataset import BadSampleError
-from util.checkpoint import CheckpointError, load_training_state
+from training.state import load_training_state
+from util.checkpoint import CheckpointError
 
 SIZE = 24  # images are SIZE x SIZE; the crop below is 16 x 20
 NETS = ["--gpu_ids", "-1", "--num_threads", "0", "--ngf", "4", "--ndf", "4", "--loadSizeH", "20", "--loadSizeW", "24",

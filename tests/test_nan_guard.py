@@ -13,7 +13,7 @@ from conftest import SMALL
 import train
 from models.base_model import NonFiniteLossError
 from models.insta_gan_model import InstaGANModel
-from util.checkpoint import load_training_state
+from training.state import load_training_state
 
 TINY = [*SMALL, "--ngf", "4", "--ndf", "4", "--loadSizeH", "20", "--loadSizeW", "24", "--fineSizeH", "16",
         "--fineSizeW", "20", "--n_layers_D", "2", "--display_id", "0", "--no_html", "--print_freq", "1000",

@@ -19,7 +19,7 @@ from conftest import ROOT, SMALL, make_train_opts
 from data import create_dataloader, create_dataset
 from data.sampler import ResumableSampler
 from models import create_model
-from util.checkpoint import load_training_state, save_training_state
+from training.state import load_training_state, save_training_state
 
 # Smaller than SMALL: a process trains an iteration in well under a second on one CPU thread.
 TINY = [*SMALL, "--ngf", "4", "--ndf", "4", "--loadSizeH", "20", "--loadSizeW", "24", "--fineSizeH", "16",
@@ -89,7 +89,7 @@ def test_training_state_round_trip_is_weights_only_and_complete(tiny_root, tmp_p
         s1, s2 = o1.state_dict()["state"], o2.state_dict()["state"]
         assert all(torch.equal(s1[i]["exp_avg"], s2[i]["exp_avg"]) for i in s1)
     assert all(torch.equal(a, b) for a, b in zip(model.fake_B_pool.images, other.fake_B_pool.images))
-    from util.checkpoint import set_rng_state
+    from training.state import set_rng_state
 
     set_rng_state(state["rng"])
     assert (random.random(), np.random.rand(), torch.rand(1)) == expected_draws

@@ -15,7 +15,8 @@ import torch
 from conftest import TINY
 
 import train
-from util.checkpoint import CheckpointError, load_training_state
+from training.state import load_training_state
+from util.checkpoint import CheckpointError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

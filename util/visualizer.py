@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from . import html
+from .distributed import is_main_process
 from .loss_plot import COLORS, LossLog, curve_points, downsample, render_svg
 from .util import atomic_write_text, save_image, tensor2im
 
@@ -31,17 +32,15 @@ MAX_PLOT_POINTS = 2000  # per loss line sent to Visdom; longer histories are ave
 class Visualizer:
     def __init__(self, opt, retry_seconds: float = 60.0, page_refresh: int = 60):
         self.opt = opt
-        dist = torch.distributed
-        self.enabled = not (dist.is_available() and dist.is_initialized() and dist.get_rank() != 0)
+        self.enabled = is_main_process()
         if not self.enabled:
             return
         self.name = opt.name
         self.win_size = opt.display_winsize
         self.expr_dir = Path(opt.checkpoints_dir) / opt.name
         self.expr_dir.mkdir(parents=True, exist_ok=True)
-        self.log_name = self.expr_dir / "loss_log.txt"
-        with open(self.log_name, "a") as log_file:
-            log_file.write(f"================ Training Loss ({time.strftime('%c')}) ================\n")
+        header = f"================ Training Loss ({time.strftime('%c')}) ================"
+        self.log_name = append_to_loss_log(self.expr_dir, header)
         self.loss_log = LossLog(self.log_name)
         self.use_html = opt.isTrain and not opt.no_html
         self.web_dir = self.expr_dir / "web"
@@ -204,9 +203,17 @@ class Visualizer:
             return message
         self._last_iters = iters
         print(message, flush=True)
-        with open(self.log_name, "a") as log_file:
-            log_file.write(message + "\n")
+        append_to_loss_log(self.expr_dir, message)
         return message
+
+
+def append_to_loss_log(folder: str | Path, line: str, timestamp: bool = False) -> Path:
+    """Append one line to ``<folder>/loss_log.txt`` (the loss lines, and the training's notes with a timestamp);
+    returns the file's path."""
+    path = Path(folder) / "loss_log.txt"
+    with open(path, "a") as log_file:
+        log_file.write(f"[{time.strftime('%c')}] {line}\n" if timestamp else f"{line}\n")
+    return path
 
 
 @functools.lru_cache(maxsize=1)
@@ -274,17 +281,16 @@ def overlay_masks(image: np.ndarray, masks: np.ndarray, alpha: float = 0.45) -> 
 
 
 def overlay_visuals(model) -> OrderedDict[str, np.ndarray]:
-    """``real_A_overlay``, ``fake_B_overlay``, ``real_B_overlay``, ``fake_A_overlay``: each image of the first sample
-    with its instance masks (the input's, or the translated ones) drawn over it. Missing attributes are skipped."""
+    """``<mask key>_overlay`` (e.g. ``real_A_overlay``, ``fake_B_overlay``): for each image visual named in the
+    model's ``overlay_visuals``, the first sample with the masks ``get_instance_masks()[key]`` drawn over it."""
+    pairs = getattr(model, "overlay_visuals", {})
+    masks = model.get_instance_masks() if pairs else {}
     out = OrderedDict()
-    sources = (("real_A", "real_A_segs"), ("fake_B", "fake_B_seg_list"), ("real_B", "real_B_segs"),
-               ("fake_A", "fake_A_seg_list"))  # fmt: skip
-    for label, seg_name in sources:
-        image, segs = getattr(model, f"{label}_img", None), getattr(model, seg_name, None)
-        if image is None or segs is None or (isinstance(segs, list) and not segs):
+    for visual, key in pairs.items():
+        image = getattr(model, visual, None)
+        if image is None or key not in masks:
             continue
-        segs = torch.cat(segs, dim=1) if isinstance(segs, list) else segs
-        out[f"{label}_overlay"] = overlay_masks(tensor2im(image), segs[0].detach().float().cpu().numpy())
+        out[f"{key}_overlay"] = overlay_masks(tensor2im(image), masks[key][0].detach().float().cpu().numpy())
     return out
 
 

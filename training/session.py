@@ -17,28 +17,25 @@ never stopped.
 
 from __future__ import annotations
 
-import math
-import random
 import signal
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from data.sampler import derive_seed
-from models.base_model import NonFiniteLossError
-from util.checkpoint import (
-    CheckpointError,
+from models.base_model import NonFiniteLossError, raise_if_nonfinite
+from util.checkpoint import CheckpointError, checkpoint_tag, remove_stale_temp_files
+from util.distributed import any_across_ranks, barrier, get_rank, get_world_size, is_main_process, seed_everything
+from util.visualizer import append_to_loss_log
+
+from .state import (
     gather_rank_states,
     load_training_state,
     option_changes,
-    remove_stale_temp_files,
     save_training_state,
     set_rng_state,
     state_path,
 )
-from util.distributed import any_across_ranks, barrier, get_rank, get_world_size, is_main_process
 
 MAX_CONSECUTIVE_SKIPS = 20  # --skip_nonfinite: this many bad batches in a row means the run has diverged
 
@@ -68,15 +65,17 @@ class TrainingSession:
         elif self.main and self.save_dir.is_dir():
             remove_stale_temp_files(self.save_dir)
             if state_path(self.save_dir, "latest").is_file():
-                self.log(f"{self.save_dir} holds the training state of an earlier run: this run starts afresh and "
-                         "will overwrite it (pass --continue_train to resume it instead)")  # fmt: skip
+                self.log(
+                    f"{self.save_dir} holds the training state of an earlier run: this run starts afresh and "
+                    "will overwrite it (pass --continue_train to resume it instead)"
+                )
 
     # ----------------------------------------------------------------------------------------------- resume
 
     def resume(self) -> None:
         """Restore the state saved as ``--epoch`` (normally 'latest'); without a state file, the networks only."""
         opt = self.opt
-        tag = f"iter_{opt.load_iter}" if opt.load_iter > 0 else opt.epoch
+        tag = checkpoint_tag(opt)
         path = state_path(self.save_dir, tag)
         if not path.is_file():
             if not self.model.network_path(tag, self.model.model_names[0]).is_file():
@@ -85,9 +84,11 @@ class TrainingSession:
                     f"{tag}_net_*.pth). Check --name, --checkpoints_dir and --epoch, or drop --continue_train"
                 )
             self.model.load_networks(tag)
-            self.log(f"--continue_train: {path} not found, so only the networks {tag}_net_*.pth were loaded; "
-                     f"optimizers, learning-rate schedule, image pools and random state start afresh, at epoch "
-                     f"{opt.epoch_count} (--epoch_count)")  # fmt: skip
+            self.log(
+                f"--continue_train: {path} not found, so only the networks {tag}_net_*.pth were loaded; "
+                f"optimizers, learning-rate schedule, image pools and random state start afresh, at epoch "
+                f"{opt.epoch_count} (--epoch_count)"
+            )
             return
         state = load_training_state(path, "cpu")  # optimizers and networks copy to their devices as they load
         changes = option_changes(state.get("options", {}), opt)
@@ -124,8 +125,10 @@ class TrainingSession:
             f"total_iters {self.total_iters}, learning rate {lr:.7f} (the schedule of this run's options)"
         )
         if self.epoch > self.last_epoch:
-            self.log(f"--continue_train: training already finished ({self.last_epoch} epochs); raise --niter or "
-                     "--niter_decay to train longer")  # fmt: skip
+            self.log(
+                f"--continue_train: training already finished ({self.last_epoch} epochs); raise --niter or "
+                "--niter_decay to train longer"
+            )
         if self.main:
             remove_stale_temp_files(self.save_dir)
 
@@ -158,10 +161,7 @@ class TrainingSession:
         if getattr(self, "_rng", None) is not None:
             set_rng_state(self._rng)
             if self._reseed:
-                seed = derive_seed(self.opt.seed, get_rank(), self.total_iters)
-                random.seed(seed)
-                np.random.seed(seed % 2**32)
-                torch.manual_seed(seed)
+                seed_everything(derive_seed(self.opt.seed, get_rank(), self.total_iters))
             self._rng = None
         try:
             while self.epoch <= self.last_epoch:
@@ -199,8 +199,10 @@ class TrainingSession:
             model.optimize_parameters()
             self._check_losses()
         except NonFiniteLossError as e:
-            where = (f"epoch {self.epoch}, iteration {self.epoch_iter} of the epoch (total_iters "
-                     f"{self.total_iters}); input files: {', '.join(_paths(data))}")  # fmt: skip
+            where = (
+                f"epoch {self.epoch}, iteration {self.epoch_iter} of the epoch (total_iters "
+                f"{self.total_iters}); input files: {', '.join(_paths(data))}"
+            )
             if not getattr(self.opt, "skip_nonfinite", False):
                 e.args = (f"{e} at {where}. {self._last_good()}",)
                 self._restore_signal_handlers()
@@ -210,8 +212,10 @@ class TrainingSession:
             self.log(f"skipped batch: {e} at {where} (--skip_nonfinite; {self.skipped_batches} skipped so far)")
             self._append_log(f"skipped batch: {e} at {where}")
             if self._consecutive_skips >= MAX_CONSECUTIVE_SKIPS:
-                e.args = (f"{MAX_CONSECUTIVE_SKIPS} batches in a row had a non-finite loss (last: {e} at {where}): "
-                          f"the run has diverged. {self._last_good()}",)  # fmt: skip
+                e.args = (
+                    f"{MAX_CONSECUTIVE_SKIPS} batches in a row had a non-finite loss (last: {e} at {where}): "
+                    f"the run has diverged. {self._last_good()}",
+                )
                 self._restore_signal_handlers()
                 raise
             return False
@@ -220,16 +224,7 @@ class TrainingSession:
 
     def _check_losses(self) -> None:
         """One sync per batch: are the reported (mean) losses finite? All-reduced, so every rank agrees."""
-        values = {n: getattr(self.model, f"loss_{n}") for n in self.model.loss_names}
-        tensors = {n: v for n, v in values.items() if torch.is_tensor(v)}
-        floats = [n for n, v in values.items() if not torch.is_tensor(v) and not math.isfinite(float(v))]
-        bad = torch.tensor([bool(floats)])
-        if tensors:
-            finite = torch.stack([v.detach().float().reshape(()) for v in tensors.values()]).isfinite().cpu()
-            bad |= ~finite.all().reshape(1)
-        if any_across_ranks(bad).item():
-            names = floats + [n for n, v in tensors.items() if not math.isfinite(float(v))]
-            raise NonFiniteLossError(names or ["(on another rank)"])
+        raise_if_nonfinite({name: getattr(self.model, f"loss_{name}") for name in self.model.loss_names})
 
     def end_epoch(self) -> float:
         """Step the learning rate, then save 'latest' (and ``<epoch>``) as the start of the next epoch."""
@@ -246,9 +241,14 @@ class TrainingSession:
     # ------------------------------------------------------------------------------------------------ saving
 
     def position(self) -> dict:
-        return {"epoch": self.epoch, "batches_done": self.batches_done, "epoch_iter": self.epoch_iter,
-                "total_iters": self.total_iters, "bad_samples": list(self.bad_samples),
-                "skipped_batches": self.skipped_batches}  # fmt: skip
+        return {
+            "epoch": self.epoch,
+            "batches_done": self.batches_done,
+            "epoch_iter": self.epoch_iter,
+            "total_iters": self.total_iters,
+            "bad_samples": list(self.bad_samples),
+            "skipped_batches": self.skipped_batches,
+        }
 
     def save(self, tag: str = "latest", extra_tag: int | str | None = None) -> None:
         """The training state first, then the network-only files (``<tag>_net_G_A.pth`` ...), on the main process.
@@ -267,8 +267,10 @@ class TrainingSession:
         path = state_path(self.save_dir, "latest")
         if not path.is_file():
             return "Training stopped before any checkpoint was written; lower --lr/--lr_D or pass --skip_nonfinite."
-        return (f"Training stopped; the last good checkpoint, {path}, is kept: resume from it with --continue_train "
-                "(perhaps with a lower --lr/--lr_D), or pass --skip_nonfinite to skip such batches.")  # fmt: skip
+        return (
+            f"Training stopped; the last good checkpoint, {path}, is kept: resume from it with --continue_train "
+            "(perhaps with a lower --lr/--lr_D), or pass --skip_nonfinite to skip such batches."
+        )
 
     # ----------------------------------------------------------------------------------- signals, bad samples
 
@@ -296,8 +298,10 @@ class TrainingSession:
             return
         name = signal.Signals(self._signal).name if self._signal else "a stop request on another rank"
         self.save("latest")
-        self.log(f"{name}: saved 'latest' at epoch {self.epoch}, batch {self.batches_done}, total_iters "
-                 f"{self.total_iters}; resume with --continue_train")  # fmt: skip
+        self.log(
+            f"{name}: saved 'latest' at epoch {self.epoch}, batch {self.batches_done}, total_iters "
+            f"{self.total_iters}; resume with --continue_train"
+        )
         self._restore_signal_handlers()
         raise TrainingStopped(128 + (self._signal or signal.SIGTERM))
 
@@ -311,8 +315,7 @@ class TrainingSession:
 
     def _append_log(self, line: str) -> None:
         if self.main:
-            with open(self.save_dir / "loss_log.txt", "a") as f:
-                f.write(f"[{time.strftime('%c')}] {line}\n")
+            append_to_loss_log(self.save_dir, line, timestamp=True)
 
 
 def _paths(data: dict) -> list[str]:
