@@ -92,8 +92,11 @@ def main(argv: list[str] | None = None) -> None:
         lr = session.end_epoch()  # learning rate, then 'latest' and every --save_epoch_freq epochs <epoch>
         epochs_done += 1
         remaining = (time.perf_counter() - train_start) / epochs_done * (last_epoch - epoch)
-        print_main(f"End of epoch {epoch} / {last_epoch} \t Time Taken: {time.perf_counter() - epoch_start:.1f} sec, "
-              f"learning rate = {lr:.7f}, ETA {format_seconds(remaining)}", flush=True)  # fmt: skip
+        print_main(
+            f"End of epoch {epoch} / {last_epoch} \t Time Taken: {time.perf_counter() - epoch_start:.1f} sec, "
+            f"learning rate = {lr:.7f}, ETA {format_seconds(remaining)}",
+            flush=True,
+        )
     cleanup()
 
 

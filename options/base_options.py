@@ -177,7 +177,7 @@ def parse_gpu_ids(text: str | list[int]) -> list[int]:
     return [i for i in ids if i >= 0]
 
 
-def resolve_device(opt: argparse.Namespace, local_rank: int = 0) -> torch.device:
+def resolve_device(opt: argparse.Namespace) -> torch.device:
     """The device this process runs on. Falls back to the CPU, with a warning, when no GPU is present."""
     if not opt.gpu_ids:
         return torch.device("cpu")
@@ -189,7 +189,7 @@ def resolve_device(opt: argparse.Namespace, local_rank: int = 0) -> torch.device
         )
         opt.gpu_ids = []
         return torch.device("cpu")
-    gpu = opt.gpu_ids[local_rank % len(opt.gpu_ids)]
+    gpu = opt.gpu_ids[0]  # one process; DDP workers choose theirs in util.distributed.init_distributed
     if gpu >= torch.cuda.device_count():
         raise SystemExit(f"--gpu_ids names GPU {gpu}, but only {torch.cuda.device_count()} GPU(s) are visible")
     torch.cuda.set_device(gpu)

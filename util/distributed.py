@@ -136,8 +136,9 @@ def init_distributed(opt, resolve_device: Callable) -> torch.device:
         device, backend = torch.device("cuda", gpu), "nccl"
     else:
         if opt.gpu_ids and local_rank == 0:
-            warnings.warn("--gpu_ids asked for CUDA, but no GPU is available: DDP workers use the CPU (gloo)",
-                          stacklevel=2)  # fmt: skip
+            warnings.warn(
+                "--gpu_ids asked for CUDA, but no GPU is available: DDP workers use the CPU (gloo)", stacklevel=2
+            )
         device, backend = torch.device("cpu"), "gloo"
         if "OMP_NUM_THREADS" not in os.environ:  # share the cores between the local workers
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
@@ -152,8 +153,9 @@ def cleanup() -> None:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (every device) with ``seed``; NumPy takes its low 32 bits."""
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
@@ -162,12 +164,6 @@ def seed_per_rank(seed: int) -> None:
     augmentation and the image pool. Does nothing on one process, so single-process runs are unchanged."""
     if get_world_size() > 1:
         seed_everything(seed + get_rank())
-
-
-def set_epoch(loader, epoch: int) -> None:
-    """``DistributedSampler.set_epoch``: a new shuffle every epoch, the same on every rank."""
-    if hasattr(loader.sampler, "set_epoch"):
-        loader.sampler.set_epoch(epoch)
 
 
 def wrap_model(model, device: torch.device) -> None:
