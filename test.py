@@ -4,7 +4,8 @@
         --loadSizeH 200 --loadSizeW 200 --fineSizeH 200 --fineSizeW 200 --ins_per 2 --ins_max 20
 
 Results: ./results/<name>/<phase>_<epoch>/index.html, headed by the run's name, epoch and options; per input, the 12
-visuals and the instance masks drawn over the real and translated images (``*_overlay``), as PNGs in images/.
+visuals and the instance masks drawn over the real and translated images (``*_overlay``), as PNGs in images/;
+each instance mask, input and translated, in masks/ (for ``python evaluate.py --results_dir <that folder>``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 from data import create_dataloader, create_dataset
+from metrics.results import save_instance_masks
 from models import create_model
 from options.base_options import options_text, resolve_device, save_options
 from options.test_options import TestOptions
@@ -48,6 +50,14 @@ def main(argv: list[str] | None = None) -> Path:
         model.set_input(data)
         model.test()
         save_images(webpage, results_visuals(model), model.get_image_paths()[0], opt.aspect_ratio, opt.display_winsize)
+        if hasattr(model, "get_instance_masks"):  # for evaluate.py: each instance, input and translated
+            save_instance_masks(web_dir / "masks", Path(model.get_image_paths()[0]).stem, model.get_instance_masks())
+    summary = getattr(model, "test_summary", None)  # a model that scores its own output (mask_predictor: IoU)
+    if summary is not None:
+        text = summary(web_dir)
+        print(text)
+        webpage.add_header("summary")
+        webpage.add_text(text)
     index = webpage.save()
     print(f"results page: {index}")
     return index
