@@ -3,9 +3,11 @@
     python datasets/make_toy_dataset.py --save_root ./datasets/toy
 
 Both domains share the same kinds of backgrounds (gradients, stripes, checkers, noise) and the same instance
-colours; only the *shape* of the instances differs, which is what InstaGAN translates. Each image has 0-4
-instances (a few have none), some cut by the image border, later ones occluding earlier ones; each mask is the
-visible part of its instance. The layout is the real one (SPEC §4): ``{train,test}{A,B}/<id>.png`` and
+colours; only the *shape* of the instances differs, which is what InstaGAN translates. A square has the area of
+the disc of the same radius, and is axis-aligned unless ``--rotate``: its mask's extent (area / bounding-box
+area) is then 1.0 against a disc's π/4 ≈ 0.785, so a shape change can be measured. Each image has 1-4 instances
+(``--p_empty`` of them none), some cut by the image border, later ones occluding earlier ones; each mask is the
+visible part of its instance. The layout is the real one (README, Datasets): ``{train,test}{A,B}/<id>.png`` and
 ``{train,test}{A,B}_seg/<id>_<k>.png`` (255 on the instance). Deterministic for a given ``--seed``.
 """
 
@@ -46,25 +48,47 @@ def background(rng: np.random.Generator, size: int) -> Image.Image:
     return Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))
 
 
-def shape_polygon(domain: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]]:
-    """A disc (A) or a rotated square (B) of radius ``r`` around (cx, cy), as a polygon."""
-    corners = 48 if domain == "A" else 4
+def shape_polygon(domain: str, cx: float, cy: float, r: float, angle: float | None = None) -> list[tuple[float, float]]:
+    """A disc (A) of radius ``r``, or a square (B) of the same area, around (cx, cy), as a polygon.
+
+    The square is axis-aligned when ``angle`` is None, else rotated by ``angle`` (radians)."""
+    if domain == "A":
+        return [(cx + r * math.cos(2 * math.pi * k / 48), cy + r * math.sin(2 * math.pi * k / 48)) for k in range(48)]
+    half_diagonal = r * math.sqrt(math.pi / 2)  # side r·√π: the disc's area
+    start = math.pi / 4 if angle is None else angle
     return [
-        (cx + r * math.cos(angle + 2 * math.pi * k / corners), cy + r * math.sin(angle + 2 * math.pi * k / corners))
-        for k in range(corners)
+        (cx + half_diagonal * math.cos(start + math.pi / 2 * k), cy + half_diagonal * math.sin(start + math.pi / 2 * k))
+        for k in range(4)
     ]
 
 
-def make_sample(rng: np.random.Generator, domain: str, size: int) -> tuple[Image.Image, list[np.ndarray]]:
+def instance_count(rng: np.random.Generator, p_empty: float) -> int:
+    """0 with probability ``p_empty``, else 1-4 instances (1 and 2 the most frequent)."""
+    if rng.random() < p_empty:
+        return 0
+    return int(rng.choice([1, 2, 3, 4], p=[0.35, 0.35, 0.2, 0.1]))
+
+
+def make_sample(
+    rng: np.random.Generator,
+    domain: str,
+    size: int,
+    p_empty: float = 0.02,
+    radius: tuple[float, float] = (0.12, 0.22),
+    rotate: bool = False,
+) -> tuple[Image.Image, list[np.ndarray]]:
+    """One image and the masks of its visible instances (``[size, size]`` bool each, at least 8 pixels).
+
+    ``radius``: the instances' radius range as a fraction of ``size``."""
     image = background(rng, size)
     draw = ImageDraw.Draw(image)
-    count = rng.choice(5, p=[0.1, 0.3, 0.3, 0.2, 0.1])
     masks: list[np.ndarray] = []
-    for _ in range(count):
-        r = rng.uniform(0.1, 0.22) * size
+    for _ in range(instance_count(rng, p_empty)):
+        r = rng.uniform(*radius) * size
         # Centres may lie close to the border, so some instances are cut by it.
-        cx, cy = rng.uniform(0.05, 0.95, 2) * size
-        polygon = shape_polygon(domain, cx, cy, r, rng.uniform(0, math.pi / 2))
+        cx, cy = rng.uniform(0.08, 0.92, 2) * size
+        angle = rng.uniform(0, math.pi / 2)  # drawn in both modes, so --rotate changes only the squares
+        polygon = shape_polygon(domain, cx, cy, r, angle if rotate else None)
         colour = PALETTE[rng.integers(len(PALETTE))]
         draw.polygon(polygon, fill=colour, outline=tuple(int(c * 0.6) for c in colour))
         layer = Image.new("L", (size, size), 0)
@@ -75,13 +99,16 @@ def make_sample(rng: np.random.Generator, domain: str, size: int) -> tuple[Image
     return image, [m for m in masks if m.sum() >= 8]
 
 
-def write_split(root: Path, phase: str, domain: str, n: int, size: int, rng: np.random.Generator) -> int:
+def write_split(root: Path, phase: str, domain: str, n: int, size: int, rng: np.random.Generator, **sample) -> int:
+    """Write ``n`` images of one split and their masks; ``sample``: keyword arguments of ``make_sample``.
+
+    Returns the number of instances written."""
     img_dir, seg_dir = root / f"{phase}{domain}", root / f"{phase}{domain}_seg"
     img_dir.mkdir(parents=True, exist_ok=True)
     seg_dir.mkdir(parents=True, exist_ok=True)
     instances = 0
     for i in Progress(range(n), desc=f"{phase}{domain}"):
-        image, masks = make_sample(rng, domain, size)
+        image, masks = make_sample(rng, domain, size, **sample)
         image.save(img_dir / f"{i:04d}.png")
         for k, mask in enumerate(masks):
             Image.fromarray(mask.astype(np.uint8) * 255).save(seg_dir / f"{i:04d}_{k}.png")
@@ -95,13 +122,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=72, help="image side in pixels")
     parser.add_argument("--n_train", type=int, default=48, help="training images per domain")
     parser.add_argument("--n_test", type=int, default=8, help="test images per domain")
+    parser.add_argument("--p_empty", type=float, default=0.02, help="share of images with no instance")
+    parser.add_argument("--r_min", type=float, default=0.12, help="smallest instance radius, as a fraction of --size")
+    parser.add_argument("--r_max", type=float, default=0.22, help="largest instance radius, as a fraction of --size")
+    parser.add_argument("--rotate", action="store_true", help="rotate the squares at random (else axis-aligned)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if not 0 <= args.p_empty <= 1:
+        parser.error(f"--p_empty must be in [0, 1], got {args.p_empty}")
+    if not 0 < args.r_min <= args.r_max:
+        parser.error(f"need 0 < --r_min <= --r_max, got {args.r_min} and {args.r_max}")
     root = Path(args.save_root)
     rng = np.random.default_rng(args.seed)
+    sample = {"p_empty": args.p_empty, "radius": (args.r_min, args.r_max), "rotate": args.rotate}
     for phase, n in (("train", args.n_train), ("test", args.n_test)):
         for domain in "AB":
-            k = write_split(root, phase, domain, n, args.size, rng)
+            k = write_split(root, phase, domain, n, args.size, rng, **sample)
             print(f"{root / (phase + domain)}: {n} images, {k} instances")
 
 

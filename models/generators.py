@@ -133,8 +133,12 @@ def define_G(
     use_dropout: bool = False,
     init_type: str = "normal",
     init_gain: float = 0.02,
+    n_blocks: int = 9,
 ) -> nn.Module:
+    """``n_blocks``: ResNet blocks in each encoder (9, the paper's; fewer for small images such as the toy's)."""
     if netG not in GENERATORS:
         raise ValueError(f"unknown --netG {netG!r}; choose one of {sorted(GENERATORS)}")
-    net = GENERATORS[netG](input_nc, output_nc, ngf, norm=norm, use_dropout=use_dropout)
+    if n_blocks < 0:
+        raise ValueError(f"--n_blocks must be 0 or more, got {n_blocks}")
+    net = GENERATORS[netG](input_nc, output_nc, ngf, norm=norm, use_dropout=use_dropout, n_blocks=n_blocks)
     return init_weights(net, init_type, init_gain)

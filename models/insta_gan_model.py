@@ -130,8 +130,9 @@ class InstaGANModel(BaseModel):
         self.model_names = ["G_A", "G_B", "D_A", "D_B"] if self.isTrain else ["G_A", "G_B"]
 
         g_args = (opt.ngf, opt.netG, opt.norm, not opt.no_dropout, opt.init_type, opt.init_gain)
-        self.netG_A = define_G(opt.input_nc, opt.output_nc, *g_args).to(device)
-        self.netG_B = define_G(opt.output_nc, opt.input_nc, *g_args).to(device)
+        n_blocks = getattr(opt, "n_blocks", 9)  # option files written before --n_blocks existed
+        self.netG_A = define_G(opt.input_nc, opt.output_nc, *g_args, n_blocks=n_blocks).to(device)
+        self.netG_B = define_G(opt.output_nc, opt.input_nc, *g_args, n_blocks=n_blocks).to(device)
         for name in self.loss_names:
             setattr(self, f"loss_{name}", 0.0)
         self.amp_dtype = AMP_DTYPES[getattr(opt, "amp", "none")]

@@ -1,0 +1,81 @@
+"""The toy main job's pieces: ``--n_blocks`` and the toy dataset generator (datasets/make_toy_dataset.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import make_train_opts
+from PIL import Image
+
+from datasets.make_toy_dataset import main as make_toy
+from datasets.make_toy_dataset import make_sample
+from models import create_model
+from models.generators import ResnetBlock, define_G
+
+
+def count_blocks(net) -> int:
+    return sum(isinstance(m, ResnetBlock) for m in net.modules())
+
+
+def n_params(net) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def test_n_blocks_sets_the_resnet_blocks_of_both_encoders():
+    nine, three = define_G(3, 3, 8), define_G(3, 3, 8, n_blocks=3)
+    assert count_blocks(nine) == 18 and count_blocks(three) == 6  # encoder_img and encoder_seg each
+    assert count_blocks(three.encoder_img) == count_blocks(three.encoder_seg) == 3
+    # One block at width 4·ngf = 32: two 3x3 convs with bias (instance norm has no affine parameters).
+    per_block = 2 * (32 * 32 * 9 + 32)
+    assert n_params(nine) - n_params(three) == 2 * 6 * per_block
+    with pytest.raises(ValueError, match="n_blocks"):
+        define_G(3, 3, 8, n_blocks=-1)
+
+
+def test_n_blocks_reaches_the_model_and_defaults_to_the_papers_nine(toy_root, tmp_path):
+    default = create_model(make_train_opts(toy_root, tmp_path))
+    assert default.opt.n_blocks == 9 and count_blocks(default.netG_A) == count_blocks(default.netG_B) == 18
+    small = create_model(make_train_opts(toy_root, tmp_path, "--n_blocks", "2"))
+    assert count_blocks(small.netG_A) == count_blocks(small.netG_B) == 4
+
+
+def extent(mask: np.ndarray) -> float:
+    """Area / bounding-box area of a boolean mask."""
+    ys, xs = np.nonzero(mask)
+    return mask.sum() / ((ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1))
+
+
+def test_toy_shapes_separate_by_extent_and_have_equal_areas():
+    rng = np.random.default_rng(0)
+    extents, areas = {"A": [], "B": []}, {"A": [], "B": []}
+    for domain in "AB":
+        for _ in range(40):
+            # One instance far from the border, so no mask is cut or occluded.
+            _, masks = make_sample(rng, domain, 64, p_empty=0.0, radius=(0.15, 0.15))
+            extents[domain].append(extent(masks[-1]))
+            areas[domain].append(masks[-1].sum())
+    assert max(extents["A"]) < 0.86 and min(extents["B"]) > 0.95  # disc ≈ π/4, axis-aligned square 1
+    assert abs(np.mean(areas["A"]) - np.mean(areas["B"])) < 0.1 * np.mean(areas["A"])
+
+
+def test_rotated_squares_and_empty_share(tmp_path):
+    rng = np.random.default_rng(1)
+    rotated = [extent(make_sample(rng, "B", 64, p_empty=0.0, radius=(0.15, 0.15), rotate=True)[1][-1])
+               for _ in range(20)]  # fmt: skip
+    assert min(rotated) < 0.8  # most rotations make the bounding box larger than the square
+    assert all(not make_sample(rng, "A", 32, p_empty=1.0)[1] for _ in range(5))
+
+
+def test_make_toy_writes_the_layout_and_checks_its_arguments(tmp_path):
+    make_toy(["--save_root", str(tmp_path / "t"), "--size", "40", "--n_train", "5", "--n_test", "4", "--p_empty", "0"])
+    for split in ("trainA", "trainB", "testA", "testB"):
+        images = sorted((tmp_path / "t" / split).glob("*.png"))
+        assert len(images) == (5 if split.startswith("train") else 4)
+        for image in images:
+            masks = sorted((tmp_path / "t" / f"{split}_seg").glob(f"{image.stem}_*.png"))
+            assert masks, f"{image} has no instance with --p_empty 0"
+            assert Image.open(image).size == (40, 40) and set(np.unique(np.array(Image.open(masks[0])))) == {0, 255}
+    with pytest.raises(SystemExit):
+        make_toy(["--save_root", str(tmp_path / "bad"), "--p_empty", "2"])
+    with pytest.raises(SystemExit):
+        make_toy(["--save_root", str(tmp_path / "bad"), "--r_min", "0.3", "--r_max", "0.2"])
