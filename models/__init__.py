@@ -5,9 +5,17 @@ from __future__ import annotations
 import torch
 
 from .base_model import BaseModel
+from .cycle_gan_model import CycleGANModel
+from .cycle_gan_networks import PATCH_DISCRIMINATORS, RESNET_GENERATORS
 from .insta_gan_model import InstaGANModel
 
-MODELS: dict[str, type[BaseModel]] = {"insta_gan": InstaGANModel}
+MODELS: dict[str, type[BaseModel]] = {"insta_gan": InstaGANModel, "cycle_gan": CycleGANModel}
+
+# The --netG and --netD each model builds, checked when the options are parsed (models not named here check nothing).
+NETWORKS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "insta_gan": (("set",), ("set",)),
+    "cycle_gan": (tuple(RESNET_GENERATORS), PATCH_DISCRIMINATORS),
+}
 
 
 def get_model_class(name: str) -> type[BaseModel]:

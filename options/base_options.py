@@ -104,9 +104,12 @@ class BaseOptions:
         add("--output_nc", type=int, default=3, help="channels of domain B images")
         add("--ngf", type=int, default=64, help="generator filters in the first conv layer")
         add("--ndf", type=int, default=64, help="discriminator filters in the first conv layer")
-        add("--n_blocks", type=int, default=9, help="ResNet blocks in each generator encoder (9, the paper's)")
-        add("--netG", type=str, default="set", choices=("set",), help="generator architecture")
-        add("--netD", type=str, default="set", choices=("set",), help="discriminator architecture")
+        add("--netG", type=str, default="set", choices=("set", "resnet_9blocks", "resnet_6blocks", "basic"),
+            help="generator: set (--model insta_gan); resnet_9blocks, resnet_6blocks, basic (--n_blocks blocks), "
+            "for --model cycle_gan, whose default is resnet_9blocks")
+        add("--netD", type=str, default="set", choices=("set", "basic", "n_layers"),
+            help="discriminator: set (--model insta_gan); basic (3 layers) or n_layers (--n_layers_D), for "
+            "--model cycle_gan, whose default is basic")
         add("--n_layers_D", type=int, default=3, help="stride-2 layers of the PatchGAN discriminator")
         add("--norm", type=str, default="instance", choices=sorted(NORM_LAYERS), help="normalization layer")
         add("--init_type", type=str, default="normal", choices=INIT_TYPES, help="network initialization")
@@ -158,6 +161,10 @@ class BaseOptions:
                 f"the crop --fineSizeH/W {opt.fineSizeH}x{opt.fineSizeW} is larger than the resize "
                 f"--loadSizeH/W {opt.loadSizeH}x{opt.loadSizeW}; make --loadSize* at least --fineSize*"
             )
+        for flag, allowed in zip(("netG", "netD"), models.NETWORKS.get(opt.model, ((), ()))):
+            if allowed and getattr(opt, flag) not in allowed:
+                parser.error(f"argument --{flag}: invalid choice for --model {opt.model}: {getattr(opt, flag)!r} "
+                             f"(choose from {', '.join(allowed)})")  # fmt: skip
         ins_max, ins_per = getattr(opt, "ins_max", 1), getattr(opt, "ins_per", 1)
         if ins_per < 1 or ins_max < ins_per or ins_max % ins_per:
             parser.error(f"--ins_max ({ins_max}) must be a positive multiple of --ins_per ({ins_per})")

@@ -74,7 +74,8 @@ def test_cyclegan_spellings_are_aliases():
     [
         (["--netG", "resnet_9blocks"], "invalid choice"),
         (["--norm", "group"], "invalid choice"),
-        (["--model", "cycle_gan"], "invalid choice"),
+        (["--model", "pix2pix"], "invalid choice"),
+        (["--model", "cycle_gan", "--netG", "set"], "invalid choice for --model cycle_gan"),
         (["--dataset_mode", "aligned"], "invalid choice"),
         (["--ins_max", "5", "--ins_per", "2"], "multiple of --ins_per"),
         (["--fineSizeH", "202"], "multiples of 4"),
