@@ -104,6 +104,7 @@ class BaseOptions:
         add("--output_nc", type=int, default=3, help="channels of domain B images")
         add("--ngf", type=int, default=64, help="generator filters in the first conv layer")
         add("--ndf", type=int, default=64, help="discriminator filters in the first conv layer")
+        add("--n_blocks", type=int, default=9, help="ResNet blocks in each generator encoder (9, the paper's)")
         add("--netG", type=str, default="set", choices=("set", "resnet_9blocks", "resnet_6blocks", "basic"),
             help="generator: set (--model insta_gan); resnet_9blocks, resnet_6blocks, basic (--n_blocks blocks), "
             "for --model cycle_gan, whose default is resnet_9blocks")
