@@ -4,7 +4,6 @@ with ``convert`` (grayscale, palette, RGBA, RGB masks) still load, and 16-bit fi
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, TINY_NETS, snapshot
 from PIL import Image
 
 import test as test_script
@@ -21,15 +21,9 @@ from training.state import load_training_state
 from util.checkpoint import CheckpointError
 
 SIZE = 24  # images are SIZE x SIZE; the crop below is 16 x 20
-NETS = ["--gpu_ids", "-1", "--num_threads", "0", "--ngf", "4", "--ndf", "4", "--loadSizeH", "20", "--loadSizeW", "24",
-        "--fineSizeH", "16", "--fineSizeW", "20", "--n_layers_D", "2", "--ins_max", "2", "--ins_per", "2"]  # fmt: skip
-TINY = [*NETS, "--display_id", "0", "--no_html", "--print_freq", "1000", "--display_freq", "100000", "--niter", "1",
-        "--niter_decay", "0"]  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
+NETS = [*TINY_NETS, "--ins_max", "2", "--ins_per", "2"]
+RUN = [*TINY, "--ins_max", "2", "--ins_per", "2", "--niter", "1", "--niter_decay", "0"]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def write_dataset(root: Path, n: int = 2) -> Path:
@@ -47,18 +41,13 @@ def write_dataset(root: Path, n: int = 2) -> Path:
     return root
 
 
-def snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, Path]:
     """A finished tiny run: (dataset, checkpoints folder holding run 'b')."""
     base = tmp_path_factory.mktemp("trained")
     torch.set_num_threads(1)
     data = write_dataset(base / "data")
-    train.main(["--dataroot", str(data), "--checkpoints_dir", str(base / "ck"), "--name", "b", *TINY])
+    train.main(["--dataroot", str(data), "--checkpoints_dir", str(base / "ck"), "--name", "b", *RUN])
     return data, base / "ck"
 
 
@@ -74,12 +63,12 @@ def run(trained, tmp_path):
         def __init__(self):
             self.data, self.ck, self.folder = data, ck, ck / "b"
 
-        def argv(self, *extra: str, options=TINY) -> list[str]:
+        def argv(self, *extra: str, options=RUN) -> list[str]:
             return ["--dataroot", str(self.data), "--checkpoints_dir", str(self.ck), "--name", "b", *options, *extra]
 
         def fails(self, exc, *extra: str, program=train, continue_train: bool = True) -> str:
             before = snapshot(self.ck)
-            options = TINY if program is train else [*NETS, "--phase", "train"]
+            options = RUN if program is train else [*NETS, "--phase", "train"]
             argv = self.argv(*extra, *(["--continue_train"] if continue_train else []), options=options)
             with pytest.raises(exc) as error:
                 program.main(argv)
@@ -215,8 +204,9 @@ def test_checkpoint_of_another_architecture(run):
 
 
 def test_network_file_of_another_architecture_in_test_py(run, tmp_path):
-    message = run.fails(RuntimeError, "--ngf", "8", "--results_dir", str(tmp_path / "r"), program=test_script,
-                        continue_train=False)  # fmt: skip
+    message = run.fails(
+        RuntimeError, "--ngf", "8", "--results_dir", str(tmp_path / "r"), program=test_script, continue_train=False
+    )
     assert f"{run.folder / 'latest_net_G_A.pth'} does not match" in message and "encoder_img.1.weight" in message
 
 
@@ -232,8 +222,9 @@ def test_corrupt_training_state(run, damage):
 def test_corrupt_network_file_in_test_py(run, tmp_path):
     path = run.folder / "latest_net_G_A.pth"
     path.write_bytes(path.read_bytes()[:100])
-    message = run.fails(CheckpointError, "--results_dir", str(tmp_path / "r"), program=test_script,
-                        continue_train=False)  # fmt: skip
+    message = run.fails(
+        CheckpointError, "--results_dir", str(tmp_path / "r"), program=test_script, continue_train=False
+    )
     assert f"{path} is not a readable checkpoint" in message
 
 
@@ -281,9 +272,11 @@ IMAGE_MODES = {  # how the file is rewritten, and what the loader must then see
     "grayscale": (lambda im: im.convert("L"), lambda im: im.convert("L").convert("RGB")),
     "rgba": (lambda im: im.convert("RGBA"), lambda im: im),
     "palette": (lambda im: im.convert("P"), lambda im: im.convert("P").convert("RGB")),
-    "16-bit": (lambda im: Image.fromarray(np.asarray(im.convert("L")).astype(np.uint16) * 257),
-               lambda im: im.convert("L").convert("RGB")),
-}  # fmt: skip
+    "16-bit": (
+        lambda im: Image.fromarray(np.asarray(im.convert("L")).astype(np.uint16) * 257),
+        lambda im: im.convert("L").convert("RGB"),
+    ),
+}
 
 
 @pytest.mark.parametrize("mode", list(IMAGE_MODES))

@@ -26,15 +26,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, SMALL
 
-from tests.conftest import SMALL
-
-ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="no chromium: apt-get install chromium (.ci/run does)")
 LOSSES = ("D_A", "G_A", "cyc_A", "idt_A", "ctx_A", "D_B", "G_B", "cyc_B", "idt_B", "ctx_B")
-TINY = [*SMALL, "--niter", "1", "--niter_decay", "0", "--max_dataset_size", "2", "--serial_batches",
-        "--print_freq", "1", "--display_freq", "1", "--update_html_freq", "1", "--ins_max", "2"]  # fmt: skip
+RUN = [*SMALL, *"--niter 1 --niter_decay 0 --max_dataset_size 2 --serial_batches --ins_max 2".split()]
+RUN += "--print_freq 1 --display_freq 1 --update_html_freq 1".split()  # every visual and loss, every iteration
 
 
 def free_port() -> int:
@@ -149,12 +147,18 @@ def run_main(capsys, program: str, args: list[str]) -> str:
 def test_training_and_results_pages_render(toy_root, tmp_path, browser, capsys):
     ck, port = tmp_path / "checkpoints", free_port()  # nothing listens on ``port``: Visdom is unreachable
     common = ["--dataroot", str(toy_root), "--checkpoints_dir", str(ck), "--name", "pages"]
-    stdout = run_main(capsys, "train", [*common, *TINY, "--display_id", "1", "--display_server", "http://127.0.0.1",
-                                        "--display_port", str(port)])  # fmt: skip
+    stdout = run_main(
+        capsys,
+        "train",
+        [*common, *RUN, "--display_id", "1", "--display_server", "http://127.0.0.1", "--display_port", str(port)],
+    )
     warnings = visdom_lines(stdout)
     assert len(warnings) == 1 and f"python -m visdom.server -port {port}" in warnings[0], warnings
-    run_main(capsys, "test", [*common, *SMALL, "--results_dir", str(tmp_path / "results"), "--num_test", "2",
-                              "--ins_max", "2"])  # fmt: skip
+    run_main(
+        capsys,
+        "test",
+        [*common, *SMALL, "--results_dir", str(tmp_path / "results"), "--num_test", "2", "--ins_max", "2"],
+    )
 
     browser.open((ck / "pages" / "web" / "index.html").as_uri())
     images = browser.eval(IMAGES_DECODED)
@@ -184,12 +188,30 @@ def visdom_server(tmp_path: Path, port: int):
     """``python -m visdom.server`` as a user starts it, with the network beyond loopback unreachable (a dead
     proxy for Python's HTTP clients), so the server only starts if its assets are installed locally."""
     dead = "http://127.0.0.1:9"
-    env = {**os.environ, "http_proxy": dead, "https_proxy": dead, "HTTP_PROXY": dead, "HTTPS_PROXY": dead,
-           "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}  # fmt: skip
+    env = {
+        **os.environ,
+        "http_proxy": dead,
+        "https_proxy": dead,
+        "HTTP_PROXY": dead,
+        "HTTPS_PROXY": dead,
+        "no_proxy": "127.0.0.1,localhost",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
     log = open(tmp_path / "visdom.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "visdom.server", "-port", str(port), "--hostname", "127.0.0.1",
-                             "-bind_local", "-env_path", str(tmp_path / "visdom_envs")],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "visdom.server",
+            "-port",
+            str(port),
+            *"--hostname 127.0.0.1 -bind_local -env_path".split(),
+            str(tmp_path / "visdom_envs"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -213,21 +235,33 @@ def visdom_server(tmp_path: Path, port: int):
 @pytest.mark.slow
 @needs_browser
 def test_live_visdom_server_offline(toy_root, tmp_path, browser, capsys):
-    check = subprocess.run([sys.executable, "scripts/install_visdom_assets.py", "--check"], cwd=ROOT,
-                           capture_output=True, text=True)  # fmt: skip
+    check = subprocess.run(
+        [sys.executable, "scripts/install_visdom_assets.py", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
     assert check.returncode == 0, f"{check.stdout} Run: python scripts/install_visdom_assets.py"
     import visdom
 
     port, env = free_port(), "instagan_test"
     with visdom_server(tmp_path, port):
-        args = ["--dataroot", str(toy_root), "--checkpoints_dir", str(tmp_path / "ck"), "--name", "live", *TINY,
-                "--display_id", "1", "--display_server", "http://127.0.0.1", "--display_port", str(port),
-                "--display_env", env]  # fmt: skip
+        args = [
+            "--dataroot",
+            str(toy_root),
+            "--checkpoints_dir",
+            str(tmp_path / "ck"),
+            "--name",
+            "live",
+            *RUN,
+            *"--display_id 1 --display_server http://127.0.0.1 --display_port".split(),
+            str(port),
+            "--display_env",
+            env,
+        ]
         stdout = run_main(capsys, "train", args)
         assert visdom_lines(stdout) == []  # connected: no warning
 
-        client = visdom.Visdom(server="http://127.0.0.1", port=port, env=env, raise_exceptions=True,
-                               use_incoming_socket=False)  # fmt: skip
+        client = visdom.Visdom(
+            server="http://127.0.0.1", port=port, env=env, raise_exceptions=True, use_incoming_socket=False
+        )
         windows = json.loads(client.get_window_data(env=env))
         loss = windows["1"]["content"]["data"]
         assert [trace["name"] for trace in loss] == list(LOSSES)
@@ -236,8 +270,10 @@ def test_live_visdom_server_offline(toy_root, tmp_path, browser, capsys):
         assert windows["3"]["type"] == "text"
 
         browser.open(f"http://127.0.0.1:{port}/env/{env}")
-        rendered = browser.wait_for("document.querySelectorAll('.js-plotly-plot .scatterlayer .trace').length >= 10 &&"
-                                    " [...document.images].some(i => i.complete && i.naturalWidth > 0)")  # fmt: skip
+        rendered = browser.wait_for(
+            "document.querySelectorAll('.js-plotly-plot .scatterlayer .trace').length >= 10 &&"
+            " [...document.images].some(i => i.complete && i.naturalWidth > 0)"
+        )
         shot = browser.screenshot(Path(os.environ.get("VISDOM_SCREENSHOT_DIR", tmp_path)) / "visdom_offline.png")
         assert rendered, f"Visdom's page did not render the plot and the image; see {shot}"
         legend = browser.eval("[...document.querySelectorAll('.js-plotly-plot .legendtext')].map(t => t.textContent)")

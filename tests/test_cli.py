@@ -13,8 +13,9 @@ from PIL import Image
 
 
 def run(script: str, *args: str, cwd: Path) -> str:
-    result = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True,
-                            timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, f"{script} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result.stdout + result.stderr
 
@@ -22,8 +23,12 @@ def run(script: str, *args: str, cwd: Path) -> str:
 @pytest.mark.slow
 def test_train_then_test_from_the_command_line(toy_root, tmp_path):
     common = ["--dataroot", str(toy_root), "--name", "toy", *SMALL]
-    out = run("train.py", *common, "--niter", "1", "--niter_decay", "1", "--batch_size", "2", "--print_freq", "2",
-              "--display_id", "0", "--save_epoch_freq", "1", cwd=tmp_path)  # fmt: skip
+    out = run(
+        "train.py",
+        *common,
+        *"--niter 1 --niter_decay 1 --batch_size 2 --print_freq 2 --display_id 0 --save_epoch_freq 1".split(),
+        cwd=tmp_path,
+    )
     assert re.search(r"\(epoch: 1, iters: \d+, time: [\d.]+, data: [\d.]+\) D_A: [\d.]+ G_A", out)
     assert "End of epoch 2 / 2" in out
     ckpt = tmp_path / "checkpoints" / "toy"
@@ -34,8 +39,9 @@ def test_train_then_test_from_the_command_line(toy_root, tmp_path):
     log = (ckpt / "loss_log.txt").read_text()
     assert "ctx_B" in log and "cyc_A" in log
 
-    out = run("test.py", *common, "--ins_max", "20", "--ins_per", "2", "--loadSizeH", "32", "--loadSizeW", "40",
-              cwd=tmp_path)  # fmt: skip
+    out = run(
+        "test.py", *common, "--ins_max", "20", "--ins_per", "2", "--loadSizeH", "32", "--loadSizeW", "40", cwd=tmp_path
+    )
     page = tmp_path / "results" / "toy" / "test_latest" / "index.html"
     assert page.is_file(), out
     html = page.read_text()

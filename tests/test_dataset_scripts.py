@@ -221,9 +221,13 @@ def test_coco_crowd_skip_min_area_and_val_phase(coco_root, tmp_path):
 
     save2 = tmp_path / "big_only"
     proc = run_script(
-        "generate_coco_dataset", "--data_root", coco_root, "--save_root", save2, "--image_size", "32",
-        "--min_area", "100", "--splits", "train",
-    )  # fmt: skip
+        "generate_coco_dataset",
+        "--data_root",
+        coco_root,
+        "--save_root",
+        save2,
+        *"--image_size 32 --min_area 100 --splits train".split(),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # image 2 (40x60 -> 32x48, crop 32x32): the 30x40 RLE box stays large, the 10x10 polygon falls under 100 pixels
     assert listing(save2 / "trainB_seg") == ["000000000002_0.png", "000000000005_0.png"]

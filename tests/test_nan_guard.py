@@ -3,33 +3,19 @@ keeps the last good checkpoint; ``--skip_nonfinite`` skips the batch before it r
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import SMALL
+from conftest import TINY, snapshot
 
 import train
 from models.base_model import NonFiniteLossError
 from models.insta_gan_model import InstaGANModel
 from training.state import load_training_state
 
-TINY = [*SMALL, "--ngf", "4", "--ndf", "4", "--loadSizeH", "20", "--loadSizeW", "24", "--fineSizeH", "16",
-        "--fineSizeW", "20", "--n_layers_D", "2", "--display_id", "0", "--no_html", "--print_freq", "1000",
-        "--display_freq", "100000", "--ins_max", "2", "--ins_per", "2", "--niter", "1", "--niter_decay", "0",
-        "--save_latest_freq", "1", "--max_dataset_size", "3"]  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks run fastest on one thread, and a busy machine does not slow them down by oversubscription."""
-    torch.set_num_threads(1)
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+RUN = [*TINY, *"--ins_max 2 --ins_per 2 --niter 1 --niter_decay 0 --save_latest_freq 1 --max_dataset_size 3".split()]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def plant_nan(monkeypatch, at_batch: int, on_call=None) -> None:
@@ -49,7 +35,7 @@ def plant_nan(monkeypatch, at_batch: int, on_call=None) -> None:
 
 
 def argv(root: Path, tmp_path: Path, *extra: str) -> list[str]:
-    return ["--dataroot", str(root), "--checkpoints_dir", str(tmp_path), "--name", "n", *TINY, *extra]
+    return ["--dataroot", str(root), "--checkpoints_dir", str(tmp_path), "--name", "n", *RUN, *extra]
 
 
 def test_nan_stops_training_naming_loss_iteration_and_files_and_keeps_the_last_good_checkpoint(

@@ -40,8 +40,11 @@ def test_parameter_counts_match_the_paper_code():
     sizes = {name: count_parameters(getattr(G, name)) for name in parts}
     assert round(count_parameters(G) / 1e6, 3) == 26.815
     assert {k: round(v / 1e6, 3) for k, v in sizes.items()} == {
-        "encoder_img": 11.000, "encoder_seg": 10.994, "decoder_img": 1.494, "decoder_seg": 3.328,
-    }  # fmt: skip
+        "encoder_img": 11.000,
+        "encoder_seg": 10.994,
+        "decoder_img": 1.494,
+        "decoder_seg": 3.328,
+    }
     assert round(count_parameters(D) / 1e6, 2) == 9.72
 
 

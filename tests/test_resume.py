@@ -14,33 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, SMALL, make_train_opts
+from conftest import ROOT, TINY, make_train_opts
+from conftest import latest_networks as networks
 
 from data import create_dataloader, create_dataset
 from data.sampler import ResumableSampler
 from models import create_model
 from training.state import load_training_state, save_training_state
 
-# Smaller than SMALL: a process trains an iteration in well under a second on one CPU thread.
-TINY = [*SMALL, "--ngf", "4", "--ndf", "4", "--loadSizeH", "20", "--loadSizeW", "24", "--fineSizeH", "16",
-        "--fineSizeW", "20", "--n_layers_D", "2", "--display_id", "0", "--no_html", "--print_freq", "1000",
-        "--display_freq", "100000"]  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks run fastest on one thread, and a busy machine does not slow them down by oversubscription."""
-    torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory) -> Path:
-    """3 training images per domain, so an epoch is 3 iterations."""
-    from datasets.make_toy_dataset import main as make_toy
-
-    root = tmp_path_factory.mktemp("tiny")
-    make_toy(["--save_root", str(root), "--size", "24", "--n_train", "3", "--n_test", "1", "--seed", "2"])
-    return root
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def train_argv(root: Path, checkpoints: Path, *extra: str) -> list[str]:
@@ -52,8 +34,16 @@ def child_env() -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def networks(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
-    return {n: torch.load(folder / f"latest_net_{n}.pth", weights_only=True) for n in ("G_A", "G_B", "D_A", "D_B")}
+def start(*argv: str) -> subprocess.Popen:
+    """A training process (one thread) started in the repository; its output is read from ``.stdout``."""
+    return subprocess.Popen(
+        list(argv), cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def finish(*argv: str) -> subprocess.CompletedProcess:
+    """A training process (one thread) run to its end."""
+    return subprocess.run(list(argv), cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=300)
 
 
 # ------------------------------------------------------------------------------------------------ fast, in-process
@@ -68,8 +58,7 @@ def test_training_state_round_trip_is_weights_only_and_complete(tiny_root, tmp_p
         model.set_input(data)
         model.optimize_parameters()
     random.seed(5), np.random.seed(5), torch.manual_seed(5)
-    position = {"epoch": 1, "batches_done": 2, "epoch_iter": 2, "total_iters": 2, "bad_samples": [],
-                "skipped_batches": 0}  # fmt: skip
+    position = dict(epoch=1, batches_done=2, epoch_iter=2, total_iters=2, bad_samples=[], skipped_batches=0)
     path = save_training_state(model, opt, position)
     expected_draws = (random.random(), np.random.rand(), torch.rand(1))
 
@@ -184,8 +173,8 @@ def test_same_seed_same_weights_other_seed_other_weights(tiny_root, tmp_path):
 
     try:
         for name, seed in (("a", "0"), ("b", "0"), ("c", "1")):
-            train.main(train_argv(tiny_root, tmp_path, "--name", name, "--seed", seed, "--deterministic", "--niter",
-                                  "1", "--niter_decay", "0", "--max_dataset_size", "2"))  # fmt: skip
+            extra = f"--name {name} --seed {seed} --deterministic --niter 1 --niter_decay 0 --max_dataset_size 2"
+            train.main(train_argv(tiny_root, tmp_path, *extra.split()))
     finally:
         torch.use_deterministic_algorithms(False)
     a, b, c = (networks(tmp_path / name) for name in "abc")
@@ -234,20 +223,17 @@ def test_sigkill_then_continue_train_equals_an_uninterrupted_run(tiny_root, tmp_
     common = ["--niter", "1", "--niter_decay", "1", "--save_latest_freq", "2", "--deterministic", "--pool_size", "2"]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     cmd = [sys.executable, "train.py"]
-    run = subprocess.Popen([*cmd, *train_argv(tiny_root, whole, *common)], cwd=ROOT, env=child_env(),
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    run = start(*cmd, *train_argv(tiny_root, whole, *common))
 
     state = parts / "r" / "latest_state.pth"
-    victim = subprocess.Popen([*cmd, *train_argv(tiny_root, parts, *common)], cwd=ROOT, env=child_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    victim = start(*cmd, *train_argv(tiny_root, parts, *common))
     wait_for(state.is_file, victim)
     victim.send_signal(signal.SIGKILL)  # no chance to save anything more
     victim.wait()
     saved = load_training_state(state)
     assert saved["total_iters"] < 6, "the run finished before it could be killed"
 
-    resumed = subprocess.run([*cmd, *train_argv(tiny_root, parts, *common, "--continue_train")], cwd=ROOT,
-                             env=child_env(), capture_output=True, text=True, timeout=300)  # fmt: skip
+    resumed = finish(*cmd, *train_argv(tiny_root, parts, *common, "--continue_train"))
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"resuming {state} at epoch {saved['epoch']}, batch {saved['batches_done']}" in resumed.stdout
     out, _ = run.communicate(timeout=300)
@@ -287,8 +273,7 @@ train.main(sys.argv[2:])
 def test_kill_during_a_checkpoint_write_leaves_latest_loadable(tiny_root, tmp_path):
     marker = tmp_path / "writing"
     argv = train_argv(tiny_root, tmp_path, "--niter", "1", "--niter_decay", "0", "--save_latest_freq", "1")
-    proc = subprocess.Popen([sys.executable, "-c", KILL_IN_WRITE, str(marker), *argv], cwd=ROOT, env=child_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    proc = start(sys.executable, "-c", KILL_IN_WRITE, str(marker), *argv)
     wait_for(marker.is_file, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -315,14 +300,11 @@ def descendants(pid: int) -> list[int]:
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc to find the DDP workers")
 def test_ddp_sigkill_then_continue_train_equals_an_uninterrupted_run(tiny_root, tmp_path):
     """Two gloo ranks: every rank's random state and image pools are saved, so the resumed run is exact too."""
-    common = ["--niter", "1", "--niter_decay", "1", "--batch_size", "2", "--save_latest_freq", "2",
-              "--deterministic", "--pool_size", "2"]  # fmt: skip
+    common = "--niter 1 --niter_decay 1 --batch_size 2 --save_latest_freq 2 --deterministic --pool_size 2".split()
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py"]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    run = subprocess.Popen([*torchrun, *train_argv(tiny_root, whole, *common)], cwd=ROOT, env=child_env(),
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    victim = subprocess.Popen([*torchrun, *train_argv(tiny_root, parts, *common)], cwd=ROOT, env=child_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    run = start(*torchrun, *train_argv(tiny_root, whole, *common))
+    victim = start(*torchrun, *train_argv(tiny_root, parts, *common))
     state = parts / "r" / "latest_state.pth"
     wait_for(state.is_file, victim)
     for pid in [victim.pid, *descendants(victim.pid)]:  # the launcher and its workers, all at once
@@ -334,8 +316,7 @@ def test_ddp_sigkill_then_continue_train_equals_an_uninterrupted_run(tiny_root, 
     saved = load_training_state(state)
     assert len(saved["ranks"]) == 2 and saved["total_iters"] < 6
 
-    resumed = subprocess.run([*torchrun, *train_argv(tiny_root, parts, *common, "--continue_train")], cwd=ROOT,
-                             env=child_env(), capture_output=True, text=True, timeout=300)  # fmt: skip
+    resumed = finish(*torchrun, *train_argv(tiny_root, parts, *common, "--continue_train"))
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"resuming {state} at epoch {saved['epoch']}, batch {saved['batches_done']}" in resumed.stdout
     out, _ = run.communicate(timeout=300)

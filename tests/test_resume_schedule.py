@@ -7,12 +7,11 @@ a schedule that ends before the epochs already trained is refused before anythin
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, latest_networks, snapshot
 
 import train
 from training.state import load_training_state
@@ -22,21 +21,25 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run(root: Path, checkpoints: Path, name: str, *extra: str) -> None:
-    argv = ["--dataroot", str(root), "--checkpoints_dir", str(checkpoints), "--name", name, *TINY,
-            "--max_dataset_size", "2", "--pool_size", "2", "--deterministic", *extra]  # fmt: skip
+    argv = [
+        "--dataroot",
+        str(root),
+        "--checkpoints_dir",
+        str(checkpoints),
+        "--name",
+        name,
+        *TINY,
+        "--max_dataset_size",
+        "2",
+        "--pool_size",
+        "2",
+        "--deterministic",
+        *extra,
+    ]
     try:
         train.main(argv)
     finally:
         torch.use_deterministic_algorithms(False)
-
-
-def weights(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
-    return {n: torch.load(folder / f"latest_net_{n}.pth", weights_only=True) for n in ("G_A", "G_B", "D_A", "D_B")}
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
 
 
 @pytest.mark.parametrize("policy", ["lambda", "cosine"])
@@ -45,7 +48,7 @@ def test_a_longer_niter_on_resume_trains_on_bit_identical_to_a_run_started_with_
     common = ["--niter_decay", "0", "--lr_policy", policy]
     run(tiny_root, tmp_path, "straight", "--niter", "2", *common)
     run(tiny_root, tmp_path, "extended", "--niter", "1", *common)
-    after_one = weights(tmp_path / "extended")
+    after_one = latest_networks(tmp_path / "extended")
     capsys.readouterr()
     run(tiny_root, tmp_path, "extended", "--niter", "2", *common, "--continue_train")
     out = capsys.readouterr().out
@@ -54,7 +57,7 @@ def test_a_longer_niter_on_resume_trains_on_bit_identical_to_a_run_started_with_
     # Epoch 2 trains at the full rate under both policies with --niter 2 (lambda: constant; cosine: half of it).
     expected_lr = 0.0002 if policy == "lambda" else 0.0001
     assert f"at epoch 2, batch 0 of the epoch, total_iters 2, learning rate {expected_lr:.7f}" in out
-    straight, extended = weights(tmp_path / "straight"), weights(tmp_path / "extended")
+    straight, extended = latest_networks(tmp_path / "straight"), latest_networks(tmp_path / "extended")
     for net in straight:
         for key in straight[net]:
             assert torch.equal(straight[net][key], extended[net][key]), f"{net}.{key} differs from the straight run"
@@ -80,10 +83,10 @@ def test_a_schedule_ending_before_the_epochs_trained_is_refused_and_writes_nothi
 
 def test_resuming_a_finished_run_with_its_own_schedule_says_so_and_trains_nothing(tiny_root, tmp_path, capsys):
     run(tiny_root, tmp_path, "r", "--niter", "1", "--niter_decay", "0")
-    before = weights(tmp_path / "r")
+    before = latest_networks(tmp_path / "r")
     capsys.readouterr()
     run(tiny_root, tmp_path, "r", "--niter", "1", "--niter_decay", "0", "--continue_train")
     out = capsys.readouterr().out
     assert "training already finished (1 epochs)" in out and "options changed" not in out
-    after = weights(tmp_path / "r")
+    after = latest_networks(tmp_path / "r")
     assert all(torch.equal(before[n][k], after[n][k]) for n in before for k in before[n])

@@ -23,8 +23,10 @@ from util.loss_plot import LossLog, curve_points, nice_ticks, parse_line, render
 from util.visualizer import Visualizer, overlay_masks
 
 ROOT = Path(__file__).resolve().parent.parent
-LINE = ("(epoch: 3, iters: 200, time: 0.512, data: 0.003) D_A: 0.251 G_A: 0.730 cyc_A: 2.000 | epoch 3/10  "
-        "200/400 (50%)  1.2 it/s")  # fmt: skip
+LINE = (
+    "(epoch: 3, iters: 200, time: 0.512, data: 0.003) D_A: 0.251 G_A: 0.730 cyc_A: 2.000 | epoch 3/10  "
+    "200/400 (50%)  1.2 it/s"
+)
 SVG = "{http://www.w3.org/2000/svg}"
 
 
@@ -116,16 +118,24 @@ def test_overlay_masks():
 
 def fake_visuals(seed: int = 0) -> OrderedDict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return OrderedDict((name, torch.rand(1, c, 16, 20, generator=g) * 2 - 1)
-                       for name, c in (("real_A_img", 3), ("fake_B_img", 3), ("real_A_seg", 1)))  # fmt: skip
+    return OrderedDict(
+        (name, torch.rand(1, c, 16, 20, generator=g) * 2 - 1)
+        for name, c in (("real_A_img", 3), ("fake_B_img", 3), ("real_A_seg", 1))
+    )
 
 
 LOSSES = OrderedDict(D_A=0.25, G_A=0.7, cyc_A=2.0)
 
 
 def visdom_opts(toy_root, tmp_path, port):
-    return make_train_opts(toy_root, tmp_path, "--display_id", "1", "--display_server", "http://127.0.0.1",
-                           "--display_port", str(port), "--display_ncols", "2")  # fmt: skip
+    return make_train_opts(
+        toy_root,
+        tmp_path,
+        *"--display_id 1 --display_server http://127.0.0.1 --display_port".split(),
+        str(port),
+        "--display_ncols",
+        "2",
+    )
 
 
 def test_no_server_one_warning_and_training_page(toy_root, tmp_path, capsys):
@@ -176,7 +186,7 @@ def test_reconnects_and_survives_a_dying_server(toy_root, tmp_path, capsys, monk
             raise client
         return client
 
-    monkeypatch.setattr(visualizer_module, "_visdom_client", connect)
+    monkeypatch.setattr(visualizer_module, "visdom_client", connect)
     vis = Visualizer(visdom_opts(toy_root, tmp_path, 8097), retry_seconds=0)
     assert vis.vis is None
     vis.print_current_losses(1, 2, LOSSES, 0.1, 0.01)
@@ -204,7 +214,7 @@ def test_visdom_not_installed(toy_root, tmp_path, capsys, monkeypatch):
     def missing(*args):
         raise ImportError("No module named 'visdom'")
 
-    monkeypatch.setattr(visualizer_module, "_visdom_client", missing)
+    monkeypatch.setattr(visualizer_module, "visdom_client", missing)
     vis = Visualizer(visdom_opts(toy_root, tmp_path, 8097), retry_seconds=0)
     vis.plot_current_losses(1, 0.5, LOSSES)
     vis.display_current_results(fake_visuals(), 1, save_result=False)
@@ -257,8 +267,9 @@ def test_installed_visdom_needs_no_network(monkeypatch):
     import requests
     from visdom.server import build
 
-    check = subprocess.run([sys.executable, "scripts/install_visdom_assets.py", "--check"], cwd=ROOT,
-                           capture_output=True, text=True)  # fmt: skip
+    check = subprocess.run(
+        [sys.executable, "scripts/install_visdom_assets.py", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
     assert check.returncode == 0, f"{check.stdout} Run: python scripts/install_visdom_assets.py"
     asked = []
 
@@ -289,7 +300,7 @@ def test_other_ranks_do_nothing(toy_root, tmp_path, capsys, monkeypatch):
 
 def test_infinite_losses_are_sent_as_gaps(toy_root, tmp_path, monkeypatch):
     server = FakeVisdom()
-    monkeypatch.setattr(visualizer_module, "_visdom_client", lambda *args: server)
+    monkeypatch.setattr(visualizer_module, "visdom_client", lambda *args: server)
     vis = Visualizer(visdom_opts(toy_root, tmp_path, 8097))
     for i, value in enumerate([1.0, math.inf, math.nan]):
         vis.plot_current_losses(1, (i + 1) / 3, OrderedDict(G_A=value))
@@ -299,7 +310,7 @@ def test_infinite_losses_are_sent_as_gaps(toy_root, tmp_path, monkeypatch):
 
 def test_resumed_run_plots_its_history(toy_root, tmp_path, monkeypatch):
     server = FakeVisdom()
-    monkeypatch.setattr(visualizer_module, "_visdom_client", lambda *args: server)
+    monkeypatch.setattr(visualizer_module, "visdom_client", lambda *args: server)
     folder = tmp_path / "checkpoints" / "t"
     folder.mkdir(parents=True)
     old = [f"(epoch: {e}, iters: {i}, time: 0, data: 0) D_A: {e}.0 G_A: 1.0" for e in (1, 2, 3) for i in (2, 4)]

@@ -70,7 +70,7 @@ class Visualizer:
         """Try the server once; on failure warn (the first time only) and schedule the next try."""
         self.next_try = time.monotonic() + self.retry_seconds
         try:
-            self.vis = _visdom_client(self.opt.display_server, self.opt.display_port, self.opt.display_env)
+            self.vis = visdom_client(self.opt.display_server, self.opt.display_port, self.opt.display_env)
         except ImportError:
             self.display_id = 0  # no retries: installing a package needs a restart anyway
             self._warn("Visdom is not installed, so live plots are off (pip install -r requirements-visdom.txt, "
@@ -242,7 +242,7 @@ def _client_class():
     return Client
 
 
-def _visdom_client(server: str, port: int, env: str):
+def visdom_client(server: str, port: int, env: str):
     """Connect, or raise: the constructor's first request (create ``env``) fails when no server answers."""
     return _client_class()(server=server, port=port, env=env, raise_exceptions=True, use_incoming_socket=False)
 
