@@ -61,48 +61,15 @@ def test_original_test_commands_parse(command, tmp_path, monkeypatch):
 
 def test_defaults_follow_the_2018_code_and_the_paper():
     opt = TrainOptions().parse(["--dataroot", "d"])
-    expected = dict(
-        batch_size=1,
-        lr=0.0002,
-        lr_D=0.0001,
-        beta1=0.5,
-        niter=100,
-        niter_decay=100,
-        pool_size=50,
-        norm="instance",
-        netG="set",
-        netD="set",
-        model="insta_gan",
-        gpu_ids=[0],
-        display_port=8097,
-        display_freq=400,
-        print_freq=100,
-        save_latest_freq=5000,
-        save_epoch_freq=5,
-        loadSizeH=220,
-        loadSizeW=220,
-        fineSizeH=200,
-        fineSizeW=200,
-        ins_max=4,
-        ins_per=2,
-        set_order="decreasing",
-        lambda_A=10.0,
-        lambda_B=10.0,
-        lambda_idt=1.0,
-        lambda_ctx=1.0,
-        no_lsgan=False,
-        no_dropout=True,
-        ngf=64,
-        ndf=64,
-        n_layers_D=3,
-        init_type="normal",
-        init_gain=0.02,
-        max_instances=20,
-        epoch_count=1,
-        lr_policy="lambda",
-        direction="AtoB",
-        checkpoints_dir="./checkpoints",
-    )
+    expected = {
+        **dict(batch_size=1, lr=0.0002, lr_D=0.0001, beta1=0.5, niter=100, niter_decay=100, pool_size=50),
+        **dict(norm="instance", netG="set", netD="set", model="insta_gan", gpu_ids=[0], display_port=8097),
+        **dict(display_freq=400, print_freq=100, save_latest_freq=5000, save_epoch_freq=5, max_instances=20),
+        **dict(loadSizeH=220, loadSizeW=220, fineSizeH=200, fineSizeW=200, ins_max=4, ins_per=2),
+        **dict(set_order="decreasing", lambda_A=10.0, lambda_B=10.0, lambda_idt=1.0, lambda_ctx=1.0, no_lsgan=False),
+        **dict(no_dropout=True, ngf=64, ndf=64, n_layers_D=3, init_type="normal", init_gain=0.02, epoch_count=1),
+        **dict(lr_policy="lambda", direction="AtoB", checkpoints_dir="./checkpoints"),
+    }
     assert {k: getattr(opt, k) for k in expected} == expected
 
 
@@ -119,7 +86,8 @@ def test_cyclegan_spellings_are_aliases():
     [
         (["--netG", "resnet_9blocks"], "invalid choice"),
         (["--norm", "group"], "invalid choice"),
-        (["--model", "cycle_gan"], "invalid choice"),
+        (["--model", "pix2pix"], "invalid choice"),
+        (["--model", "cycle_gan", "--netG", "set"], "invalid choice for --model cycle_gan"),
         (["--dataset_mode", "aligned"], "invalid choice"),
         (["--ins_max", "5", "--ins_per", "2"], "multiple of --ins_per"),
         (["--fineSizeH", "202"], "multiples of 4"),
