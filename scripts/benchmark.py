@@ -7,6 +7,12 @@ every sequential step runs.
     python scripts/benchmark.py                                # default model, 64x64, sweep n = 2 4 8 16
     python scripts/benchmark.py --instances 4 --modes sequential --iters 10    # one configuration
     python scripts/benchmark.py --gpu_ids 0 --amp bf16 --json bench.json
+    python scripts/benchmark.py --compare-original ../instagan --instances 4 --modes sequential --threads 2
+
+``--compare-original PATH`` (a checkout of the 2018 code) times the 2018 model on the same batches, alternating
+fresh subprocesses (ours, original, ours, original, ... for ``--rounds`` rounds) so that a busy machine slows
+both alike, and prints both iterations per second, their ratio and peak memory. ``--dataroot`` takes the batches
+from a dataset (in file order, as ``--serial_batches``) instead of synthetic images.
 
 Modes: ``sequential`` translates the instances two at a time (``--ins_per 2 --ins_max n``, the paper's memory
 trick); ``onestep`` translates all of them at once (``--ins_per n --ins_max n``). Sequential memory should stay
@@ -67,43 +73,86 @@ def make_batch(batch: int, n: int, size: int, max_instances: int, seed: int = 0)
     return data
 
 
-def run_child(cfg: dict) -> dict:
-    """One configuration, in this process: build the model, warm up, time ``iters`` iterations."""
-    import torch
-
-    sys.path.insert(0, str(ROOT))
-    from models import create_model
-    from options.base_options import resolve_device
+def options(cfg: dict, dataroot: str = "unused"):
+    """Our training options for a configuration (the 2018 model is built from the same ones)."""
     from options.train_options import TrainOptions
 
-    if cfg["threads"]:
-        torch.set_num_threads(cfg["threads"])
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg["tf32"]
-    n, per = cfg["instances"], cfg["instances"] if cfg["mode"] == "onestep" else min(2, cfg["instances"])
-    size = cfg["size"]
-    args = ["--dataroot", "unused", "--gpu_ids", cfg["gpu_ids"], "--ngf", str(cfg["ngf"]), "--ndf", str(cfg["ndf"]),
+    n, per, size = cfg["instances"], cfg["ins_per"], cfg["size"]
+    args = ["--dataroot", dataroot, "--gpu_ids", cfg["gpu_ids"], "--ngf", str(cfg["ngf"]), "--ndf", str(cfg["ndf"]),
             "--loadSizeH", str(size), "--loadSizeW", str(size), "--fineSizeH", str(size), "--fineSizeW", str(size),
-            "--ins_max", str(n), "--ins_per", str(per), "--max_instances", str(max(20, n)),
-            "--batch_size", str(cfg["batch_size"]), "--display_id", "0", "--checkpoints_dir", cfg["tmp"]]  # fmt: skip
+            "--ins_max", str(n), "--ins_per", str(per), "--max_instances", str(max(20, n)), "--serial_batches",
+            "--batch_size", str(cfg["batch_size"]), "--display_id", "0", "--checkpoints_dir", cfg["tmp"],
+            "--num_threads", "0"]  # fmt: skip
     for flag in ("amp",):
         if cfg[flag] != "none":
             args += [f"--{flag}", cfg[flag]]
     for flag in ("channels_last", "compile"):
         if cfg[flag]:
             args.append(f"--{flag}")
-    opt = TrainOptions().parse(args)
+    return TrainOptions().parse(args)
+
+
+def dataset_batches(cfg: dict, dataroot: str, count: int) -> list[dict]:
+    """The first ``count`` batches of a dataset in file order (``--serial_batches``), repeating it if needed."""
+    from data import create_dataloader, create_dataset
+
+    opt = options(cfg, dataroot)
+    loader = create_dataloader(opt, create_dataset(opt))
+    batches: list[dict] = []
+    while len(batches) < count:
+        for batch in loader:
+            batches.append(batch)
+            if len(batches) == count:
+                break
+    return batches
+
+
+def build_original(cfg: dict, opt):
+    """The 2018 model, imported from ``cfg['original']`` with compare_with_original's run-time shims."""
+    from argparse import Namespace
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import compare_with_original as cwo
+
+    module = cwo.load_original(Path(cfg["original"]))
+    return cwo.build_original(module, Namespace(**{**vars(opt), "gpu_ids": []}), adam04=False)
+
+
+def run_child(cfg: dict) -> dict:
+    """One configuration, in this process: build the model (ours, or with ``impl='original'`` the 2018 code's),
+    warm up, time ``iters`` iterations."""
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from models import create_model
+    from options.base_options import resolve_device
+
+    if cfg["threads"]:
+        torch.set_num_threads(cfg["threads"])
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg["tf32"]
+    opt = options(cfg)
     device = resolve_device(opt)
     torch.manual_seed(0)
-    model = create_model(opt, device)
-    data = make_batch(cfg["batch_size"], n, size, opt.max_instances)
+    if cfg.get("impl", "ours") == "original":
+        if device.type != "cpu":
+            raise SystemExit("--compare-original runs on the CPU only (the 2018 code's device handling is not shimmed)")
+        model = build_original(cfg, opt)
+    else:
+        model = create_model(opt, device)
+    if cfg.get("data"):
+        batches = torch.load(cfg["data"])
+    else:
+        batches = [make_batch(cfg["batch_size"], cfg["instances"], cfg["size"], opt.max_instances)]
     cuda = device.type == "cuda"
+    counter = {"i": 0}
 
     def sync():
         if cuda:
             torch.cuda.synchronize()
 
     def step():
-        model.set_input(data)
+        model.set_input(batches[counter["i"] % len(batches)])
+        counter["i"] += 1
         model.optimize_parameters()
 
     for _ in range(cfg["warmup"]):
@@ -123,6 +172,7 @@ def run_child(cfg: dict) -> dict:
     s_iter = times[len(times) // 2]  # median
     result = dict(cfg)
     result.update(
+        times=times,
         s_per_iter=s_iter,
         s_per_iter_min=times[0],
         cpu_s_per_iter=cpu_times[len(cpu_times) // 2],  # CPU time of all threads: robust to a busy machine
@@ -186,6 +236,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--flops", action="store_true", help="count FLOPs on the CPU too (always on a GPU)")
     p.add_argument("--json", type=str, default="", help="write the results here")
+    p.add_argument(
+        "--compare-original",
+        "--compare_original",
+        dest="original",
+        type=str,
+        default="",
+        help="a checkout of the 2018 code (sangwoomo/instagan): time it on the same batches, alternating",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="with --compare-original: alternations ours / original")
+    p.add_argument("--dataroot", type=str, default="", help="batches from this dataset instead of synthetic ones")
     p.add_argument("--_child", type=str, default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args._child:
@@ -194,26 +254,88 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     import tempfile
 
+    if args.original:
+        return compare_original(args)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for mode in args.modes:
             for n in args.instances:
-                cfg = {k: v for k, v in vars(args).items() if k not in ("instances", "modes", "json", "_child")}
-                cfg.update(mode=mode, instances=n, tmp=tmp)
-                cfg["ins_per"] = n if mode == "onestep" else min(2, n)
-                proc = subprocess.run([sys.executable, __file__, "--_child", json.dumps(cfg)], cwd=ROOT,
-                                      capture_output=True, text=True, env=os.environ.copy())  # fmt: skip
-                lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-                if proc.returncode or not lines:
-                    print(f"{mode} n={n} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+                cfg = child_config(args, mode, n, tmp)
+                r = run_subprocess(cfg, f"{mode} n={n}")
+                if r is None:
                     continue
-                r = json.loads(lines[-1][len("RESULT ") :])
                 results.append(r)
                 print(f"{mode:>10} n={n:<3} {r['s_per_iter']:.3f} s/iter  {r['peak_mem_mb']:.0f} MiB", flush=True)
     print(table(results))
     if results:
         print(f"device: {results[0]['device']}; torch threads: {args.threads or 'default'}; memory: "
               f"{results[0]['mem_kind']}")  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def child_config(args, mode: str, n: int, tmp: str, **extra) -> dict:
+    skip = ("instances", "modes", "json", "_child", "rounds", "dataroot")
+    cfg = {k: v for k, v in vars(args).items() if k not in skip}
+    cfg.update(mode=mode, instances=n, tmp=tmp, ins_per=n if mode == "onestep" else min(2, n), **extra)
+    return cfg
+
+
+def run_subprocess(cfg: dict, label: str) -> dict | None:
+    """Run one configuration in a fresh interpreter; its result, or None (and stderr printed) if it failed."""
+    proc = subprocess.run([sys.executable, __file__, "--_child", json.dumps(cfg)], cwd=ROOT,
+                          capture_output=True, text=True, env=os.environ.copy())  # fmt: skip
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        print(f"{label} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+        return None
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+def compare_original(args) -> list[dict]:
+    """Ours and the 2018 code on the same batches, each configuration alternating between the two in fresh
+    subprocesses. Prints per round and overall (median over all timed iterations) s/iter, its/s, the ratio of
+    iterations per second (ours / original) and each one's largest peak memory."""
+    import tempfile
+
+    import torch
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in args.modes:
+            for n in args.instances:
+                data = ""
+                if args.dataroot:
+                    data = str(Path(tmp) / f"batches_{mode}_{n}.pt")
+                    cfg = child_config(args, mode, n, tmp)
+                    torch.save(dataset_batches(cfg, args.dataroot, args.warmup + args.iters), data)
+                runs: dict[str, list[dict]] = {"ours": [], "original": []}
+                for k in range(args.rounds):
+                    for impl in ("ours", "original"):
+                        cfg = child_config(args, mode, n, tmp, impl=impl, data=data)
+                        r = run_subprocess(cfg, f"{impl} {mode} n={n} round {k + 1}")
+                        if r is None:
+                            return results
+                        runs[impl].append(r)
+                        print(f"round {k + 1} {impl:>8} {mode} n={n}: {r['s_per_iter']:.3f} s/iter (median of "
+                              f"{len(r['times'])}), CPU {r['cpu_s_per_iter']:.3f} s, {r['peak_mem_mb']:.0f} MiB",
+                              flush=True)  # fmt: skip
+                summary = {"mode": mode, "instances": n, "rounds": args.rounds}
+                for impl, rs in runs.items():
+                    times = sorted(t for r in rs for t in r["times"])
+                    median = times[len(times) // 2]
+                    cpu = sorted(r["cpu_s_per_iter"] for r in rs)[len(rs) // 2]
+                    peak = max(r["peak_mem_mb"] for r in rs)
+                    summary[impl] = {"s_per_iter": median, "its_per_s": 1 / median, "peak_mem_mb": peak,
+                                     "cpu_s_per_iter": cpu}  # fmt: skip
+                summary["ratio"] = summary["ours"]["its_per_s"] / summary["original"]["its_per_s"]
+                results.append(summary)
+                o, t = summary["ours"], summary["original"]
+                print(f"{mode} n={n}: ours {o['its_per_s']:.4f} it/s ({o['s_per_iter']:.3f} s/iter, peak "
+                      f"{o['peak_mem_mb']:.0f} MiB), original {t['its_per_s']:.4f} it/s "
+                      f"({t['s_per_iter']:.3f} s/iter, peak {t['peak_mem_mb']:.0f} MiB): "
+                      f"ratio ours/original {summary['ratio']:.2f}x", flush=True)  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return results
