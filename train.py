@@ -17,6 +17,7 @@ import sys
 import time
 
 from data import create_dataloader, create_dataset
+from metrics.training import EpochEvaluator
 from models import create_model
 from options.base_options import options_text, resolve_device, save_options
 from options.train_options import TrainOptions
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     print_main(f"The number of training images = {len(dataset)}; device: {device}")
     print_main(model.print_networks(opt.verbose))
     visualizer = Visualizer(opt)
+    evaluator = EpochEvaluator(opt, device, visualizer)  # --eval_freq: metrics on held-out images, plotted
 
     last_epoch = opt.niter + opt.niter_decay
     train_start = time.perf_counter()
@@ -90,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         progress.close()
 
         lr = session.end_epoch()  # learning rate, then 'latest' and every --save_epoch_freq epochs <epoch>
+        evaluator.end_epoch(epoch, model, session.total_iters)
         epochs_done += 1
         remaining = (time.perf_counter() - train_start) / epochs_done * (last_epoch - epoch)
         print_main(

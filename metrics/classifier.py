@@ -18,27 +18,35 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from data.image_folder import make_dataset
+from data.image_folder import index_masks, make_dataset
 from util.util import atomic_torch_save
 
-VERSION = 1  # of the network and its training recipe: a kept classifier of another version is retrained
+VERSION = 3  # of the network and its training recipe: a kept classifier of another version is retrained
 MAX_IMAGES = 1000  # per domain; larger datasets are subsampled (seeded) to keep training to about a minute
+MAX_SIDE = 128  # larger images are shrunk to this long side before the network (the cost grows with the area)
 
 
 class DomainClassifier(nn.Module):
-    """``[B, 3, H, W]`` in [-1, 1] -> logit ``[B]`` of "domain B". Fully convolutional, so any image size works."""
+    """``[B, 3, H, W]`` in [-1, 1] -> logit ``[B]`` of "domain B". Fully convolutional, so any image size works;
+    images larger than ``MAX_SIDE`` are shrunk first. The max-pooled features say whether a local cue (a corner, a
+    hoof) is anywhere in the image, which is what tells the domains apart when they share their backgrounds."""
 
     def __init__(self, width: int = 16):
         super().__init__()
         layers, c_in = [], 3
         for c_out in (width, 2 * width, 4 * width, 4 * width):
-            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+            layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+            layers.append(nn.MaxPool2d(2))
             c_in = c_out
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(c_in, 1)
+        self.features = nn.Sequential(*layers[:-1])
+        self.head = nn.Linear(2 * c_in, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).mean(dim=(2, 3))).squeeze(1)
+        scale = MAX_SIDE / max(x.shape[2:])
+        if scale < 1:
+            x = F.interpolate(x, scale_factor=scale, mode="bilinear", antialias=True, align_corners=False)
+        f = self.features(x)
+        return self.head(torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1)).squeeze(1)
 
     @torch.no_grad()
     def predict_b(self, x: torch.Tensor) -> torch.Tensor:
@@ -67,7 +75,11 @@ def to_unit(images_uint8: torch.Tensor) -> torch.Tensor:
 
 
 def training_files(dataroot: str | Path, seed: int) -> tuple[list[Path], list[Path], str]:
-    """The train A and train B images used (at most ``MAX_IMAGES`` each) and their fingerprint (names and sizes)."""
+    """The train A and train B images used and their fingerprint (names and sizes).
+
+    Only images with at least one instance mask are used, when the domain has masks: an image without instances
+    shows nothing of its domain (the toy data's backgrounds are shared), so it would only teach noise. At most
+    ``MAX_IMAGES`` per domain, drawn with ``seed``."""
     root = Path(dataroot)
     chosen = {}
     for d in "AB":
@@ -76,8 +88,11 @@ def training_files(dataroot: str | Path, seed: int) -> tuple[list[Path], list[Pa
             raise FileNotFoundError(f"domain classifier: {folder} is missing; it trains on the dataset's train A and "
                                     "train B images: pass --dataroot of the run's dataset")  # fmt: skip
         paths = make_dataset(folder)
+        with_masks = index_masks(root / f"train{d}_seg")
+        if with_masks:
+            paths = [p for p in paths if with_masks.get(p.stem)]
         if not paths:
-            raise FileNotFoundError(f"domain classifier: {folder} has no images")
+            raise FileNotFoundError(f"domain classifier: {folder} has no images (with instance masks)")
         if len(paths) > MAX_IMAGES:
             keep = np.random.default_rng(seed).choice(len(paths), MAX_IMAGES, replace=False)
             paths = [paths[i] for i in sorted(keep)]
@@ -90,18 +105,21 @@ def training_files(dataroot: str | Path, seed: int) -> tuple[list[Path], list[Pa
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random flips and shifts of a batch: the domains differ in their instances, not in where they are."""
+    """Random flips, quarter turns (square images) and shifts of a batch: the domains differ in their instances,
+    not in where the instances are or which way they face."""
+    if x.shape[2] == x.shape[3]:
+        x = torch.rot90(x, int(torch.randint(0, 4, (), generator=gen)), dims=(2, 3))
+    elif torch.rand((), generator=gen) < 0.5:
+        x = x.flip(2)
     if torch.rand((), generator=gen) < 0.5:
         x = x.flip(3)
-    if torch.rand((), generator=gen) < 0.5:
-        x = x.flip(2)
     h, w = x.shape[2:]
     dy, dx = (int(torch.randint(-s // 8, s // 8 + 1, (), generator=gen)) for s in (h, w))
     return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
 
 
 def train_classifier(
-    images_a: torch.Tensor, images_b: torch.Tensor, epochs: int = 15, seed: int = 0, device="cpu", batch_size: int = 32
+    images_a: torch.Tensor, images_b: torch.Tensor, epochs: int = 60, seed: int = 0, device="cpu", batch_size: int = 32
 ) -> tuple[DomainClassifier, float]:
     """Train from scratch on ``[N, 3, H, W]`` uint8 images of each domain. Returns the network (eval mode) and its
     accuracy on the training images."""
@@ -113,7 +131,7 @@ def train_classifier(
     labels = torch.cat([torch.zeros(len(images_a)), torch.ones(len(images_b))])
     # Balanced classes: the rarer domain's examples weigh more.
     weights = torch.where(labels > 0, len(data) / (2 * len(images_b)), len(data) / (2 * len(images_a)))
-    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3, weight_decay=1e-4)
     steps = epochs * max(1, -(-len(data) // batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
     net.train()
@@ -123,7 +141,10 @@ def train_classifier(
             idx = order[start : start + batch_size]
             if len(idx) < 2:  # BatchNorm needs two samples
                 continue
-            x = _augment(to_unit(data[idx]), gen).to(device)
+            half = len(idx) // 2  # two augmentations per batch
+            x = torch.cat([_augment(to_unit(data[idx[:half]]), gen), _augment(to_unit(data[idx[half:]]), gen)]).to(
+                device
+            )
             loss = F.binary_cross_entropy_with_logits(net(x), labels[idx].to(device), weights[idx].to(device))
             opt.zero_grad()
             loss.backward()

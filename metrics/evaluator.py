@@ -22,7 +22,8 @@ from .pixels import MaskChange, RegionError, union
 
 DIRECTIONS = {"AtoB": ("A", "B"), "BtoA": ("B", "A")}
 KEYS = ("bg_l1", "bg_psnr", "fg_l1", "fg_psnr", "mask_iou", "area_change", "aspect_change", "extent_change",
-        "domain_score", "classifier_acc", "fid", "kid", "kid_std", "num_images", "num_instances")  # fmt: skip
+        "domain_score", "classifier_acc", "fid", "kid", "kid_std", "num_images", "num_instances",
+        "domain_images")  # fmt: skip
 
 
 class Evaluator:
@@ -39,8 +40,18 @@ class Evaluator:
         self.has_instances = False
         self.images = dict.fromkeys(DIRECTIONS, 0)
         self.to_target = dict.fromkeys(DIRECTIONS, 0)  # translations classified as the target domain
+        self.judged = dict.fromkeys(DIRECTIONS, 0)  # translations judged (of inputs with an instance)
         self.real_correct = self.real_count = 0
         self.features: dict[str, list[torch.Tensor]] = {}
+
+    @staticmethod
+    def _with_instances(masks: torch.Tensor | None, images: torch.Tensor) -> torch.Tensor:
+        """``[B]`` bool: the images the domain classifier judges, those with an instance (all when the masks are
+        unknown). An image without one shows nothing of its domain: the toy data's backgrounds are shared, and a
+        translation of such an image is meant to change nothing."""
+        if masks is None:
+            return torch.ones(images.shape[0], dtype=torch.bool)
+        return union(masks, images).flatten(1).any(dim=1).cpu()
 
     def _is_b(self, images: torch.Tensor) -> torch.Tensor:
         """The classifier's verdict, in the model's naming: True = the model's domain B."""
@@ -73,17 +84,19 @@ class Evaluator:
                     self.masks[d].add(m_in, m_out)
             self.images[d] += real.shape[0]
             if self.classifier is not None:
-                is_b = self._is_b(fake)
+                shown = self._with_instances(m_in, real)
+                is_b = self._is_b(fake)[shown]
                 self.to_target[d] += int((is_b if dst == "B" else ~is_b).sum())
+                self.judged[d] += len(is_b)
             if self.inception is not None:
                 self.features.setdefault(f"fake_{dst}", []).append(self.inception(fake).cpu())
         if self.classifier is not None:
             for side in "AB":
                 real = visuals.get(f"real_{side}_img")
                 if real is not None:
-                    is_b = self._is_b(real)
+                    is_b = self._is_b(real)[self._with_instances(masks.get(f"real_{side}"), real)]
                     self.real_correct += int((is_b if side == "B" else ~is_b).sum())
-                    self.real_count += real.shape[0]
+                    self.real_count += len(is_b)
         if self.inception is not None:
             for side in "AB":
                 if f"real_{side}_img" in visuals:
@@ -105,8 +118,9 @@ class Evaluator:
                     r.update(self.masks[d].result())
                 elif self.has_instances:
                     r["num_instances"] = 0
-            if self.classifier is not None and n:
-                r["domain_score"], r["classifier_acc"] = self.to_target[d] / n, acc
+            if self.classifier is not None and self.judged[d]:
+                r["domain_score"], r["classifier_acc"] = self.to_target[d] / self.judged[d], acc
+                r["domain_images"] = self.judged[d]
             real, fake = self.features.get(f"real_{dst}"), self.features.get(f"fake_{dst}")
             if real and fake:
                 real, fake = torch.cat(real), torch.cat(fake)
@@ -134,6 +148,7 @@ ROWS = (  # (key, label, format)
     ("kid", "KID (lower is better)", "{:.4f}"),
     ("num_images", "images", "{}"),
     ("num_instances", "instances", "{}"),
+    ("domain_images", "images with instances (judged by the classifier)", "{}"),
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from metrics.training import add_options as add_eval_options
 from models.schedulers import LR_POLICIES
 
 from .base_options import BaseOptions, _GanMode
@@ -90,4 +91,5 @@ class TrainOptions(BaseOptions):
         add("--pool_size", type=int, default=50, help="size of the buffer of earlier fakes shown to D")
         add("--lr_policy", type=str, default="lambda", choices=LR_POLICIES, help="learning-rate schedule")
         add("--lr_decay_iters", type=int, default=50, help="step policy: multiply by 0.1 every this many epochs")
+        add_eval_options(parser)  # --eval_freq, --eval_phase, --eval_num (metrics/training.py)
         return parser  # fmt: skip

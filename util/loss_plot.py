@@ -124,8 +124,10 @@ def _fmt(v: float) -> str:
 
 
 def render_svg(x: list[float], series: dict[str, list[float]], title: str = "loss", width: int = 820,
-               height: int = 340, max_points: int = 1500) -> str:  # fmt: skip
+               height: int = 340, max_points: int = 1500, svg_id: str = "loss_plot", ylabel: str = "loss",
+               empty_text: str = "no losses logged yet") -> str:  # fmt: skip
     """An SVG line chart: one coloured path per loss (``<path class="loss" data-name=...>``), axes and a legend.
+    ``svg_id`` names the chart (and its clip path), so that several can share a page (the metrics over epochs).
 
     The y axis spans 0 (or the smallest value) to a little above the 99th percentile, so that the first
     iterations' spikes do not flatten the rest; what lies above is clipped.
@@ -134,7 +136,7 @@ def render_svg(x: list[float], series: dict[str, list[float]], title: str = "los
     left, right, top, bottom = 56, 150, 30, 40
     pw, ph = width - left - right, height - top - bottom
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" id="loss_plot" width="{width}" height="{height}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" id="{esc(svg_id)}" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
         f"<title>{esc(title)}</title>",
         f'<rect x="0" y="0" width="{width}" height="{height}" fill="white"/>',
@@ -144,7 +146,7 @@ def render_svg(x: list[float], series: dict[str, list[float]], title: str = "los
     values = sorted(v for y in series.values() for v in y if math.isfinite(v))
     if not x or not values:
         parts.append(f'<text x="{left + pw / 2}" y="{top + ph / 2}" text-anchor="middle" fill="#777">'
-                     "no losses logged yet</text></svg>")  # fmt: skip
+                     f"{esc(empty_text)}</text></svg>")  # fmt: skip
         return "\n".join(parts)
     x0, x1 = min(x), max(x)
     if x1 - x0 < 1e-9:
@@ -160,7 +162,8 @@ def render_svg(x: list[float], series: dict[str, list[float]], title: str = "los
     def py(v: float) -> float:
         return top + (1 - (v - y0) / (y1 - y0)) * ph
 
-    parts.append(f'<clipPath id="plot_area"><rect x="{left}" y="{top}" width="{pw}" height="{ph}"/></clipPath>')
+    clip = "plot_area" if svg_id == "loss_plot" else f"{svg_id}_area"
+    parts.append(f'<clipPath id="{esc(clip)}"><rect x="{left}" y="{top}" width="{pw}" height="{ph}"/></clipPath>')
     for t in nice_ticks(y0, y1):
         parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{py(t):.1f}" y2="{py(t):.1f}" stroke="#e5e5e5"/>')
         parts.append(f'<text x="{left - 6}" y="{py(t) + 4:.1f}" text-anchor="end">{_fmt(t)}</text>')
@@ -170,7 +173,7 @@ def render_svg(x: list[float], series: dict[str, list[float]], title: str = "los
     parts.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>')
     parts.append(f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle">epoch</text>')
     parts.append(f'<text x="14" y="{top + ph / 2}" text-anchor="middle" transform="rotate(-90 14 {top + ph / 2})">'
-                 "loss</text>")  # fmt: skip
+                 f"{esc(ylabel)}</text>")  # fmt: skip
     for i, (name, y) in enumerate(series.items()):
         color = COLORS[i % len(COLORS)]
         d, pen_down = [], False
@@ -181,7 +184,7 @@ def render_svg(x: list[float], series: dict[str, list[float]], title: str = "los
             d.append(f"{'L' if pen_down else 'M'}{px(xv):.1f} {py(yv):.1f}")
             pen_down = True
         parts.append(f'<path class="loss" data-name="{esc(name)}" d="{" ".join(d)}" fill="none" stroke="{color}" '
-                     f'stroke-width="1.5" clip-path="url(#plot_area)"><title>{esc(name)}</title></path>')  # fmt: skip
+                     f'stroke-width="1.5" clip-path="url(#{esc(clip)})"><title>{esc(name)}</title></path>')  # fmt: skip
         last_i = next((j for j in range(len(y) - 1, -1, -1) if math.isfinite(y[j])), None)
         last = y[last_i] if last_i is not None else math.nan
         if last_i is not None and y0 <= last <= y1:  # the latest value as a dot: a lone point shows too

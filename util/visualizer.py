@@ -56,6 +56,7 @@ class Visualizer:
         self.epoch_size: int | None = None  # images per epoch, learnt from plot_current_losses
         self._last_iters = 0
         self._page_labels: list[str] = []  # the visuals on the training page, once it exists
+        self.extra_plots: dict[str, str] = {}  # more SVG charts under the loss curve (--eval_freq's metrics)
         self.plot_data: dict[str, list] = {"X": [], "Y": [], "legend": []}
         self._history_trimmed = False
         if self.display_id > 0:
@@ -154,6 +155,8 @@ class Visualizer:
         svg = self.loss_curve_svg()
         atomic_write_text(self.web_dir / "loss_curve.svg", svg)
         page.add_raw(f'<div class="loss-curve">{svg}</div>')
+        for name, chart in self.extra_plots.items():
+            page.add_raw(f'<div class="{name}">{chart}</div>')
         options = self.expr_dir / "train_opt.txt"
         if options.is_file():
             page.add_details("options", options.read_text())
@@ -165,6 +168,22 @@ class Visualizer:
             page.add_header(f"epoch [{n}]")
             page.add_images(names, labels, names, width=self.win_size, ncols=ncols)
         return page.save()
+
+    def refresh_page(self, epoch: int) -> None:
+        """Rewrite the training page now (its charts changed), with the visuals it shows."""
+        if self.enabled and self.use_html:
+            self.write_page(epoch, self._page_labels)
+
+    def plot_metrics(self, x: list[float], series: dict[str, list[float]], title: str) -> None:
+        """A second Visdom line plot (window ``<display_id>_metrics``), e.g. --eval_freq's metrics over epochs."""
+        if not self.enabled or self.display_id <= 0 or not x:
+            return
+        legend = list(series)
+        X = np.stack([np.asarray(x, dtype=np.float64)] * len(legend), 1)
+        Y = np.stack([np.asarray(series[n], dtype=np.float64) for n in legend], 1)
+        Y[~np.isfinite(Y)] = np.nan
+        self._call(lambda vis: vis.line(X=X, Y=Y, win=f"{self.display_id}_metrics",
+                                        opts={"title": title, "legend": legend, "xlabel": "epoch"}))  # fmt: skip
 
     def loss_curve_svg(self) -> str:
         x, series = curve_points(self.loss_log.update(), self.epoch_size)
