@@ -86,8 +86,8 @@ def chart_svgs(entries: list[dict], name: str) -> dict[str, str]:
                 if any(v is not None for v in values):
                     series[f"{d} {SHORT[key]}"] = [math.nan if v is None else float(v) for v in values]
         if series:
-            out[stem] = render_svg(x, series, f"{name}: {title}", svg_id=f"metrics_{stem}", ylabel=ylabel,
-                                   empty_text="no evaluation yet")  # fmt: skip
+            out[stem] = render_svg(x, series, f"{name}: {title}", width=620, height=280, svg_id=f"metrics_{stem}",
+                                   ylabel=ylabel, empty_text="no evaluation yet")  # fmt: skip
     return out
 
 

@@ -120,7 +120,7 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
 
 
 def _fmt(v: float) -> str:
-    return f"{v:.4g}"
+    return f"{v + 0.0:.4g}"  # + 0.0: a tick at -0.0 reads 0
 
 
 def render_svg(x: list[float], series: dict[str, list[float]], title: str = "loss", width: int = 820,

@@ -155,8 +155,10 @@ class Visualizer:
         svg = self.loss_curve_svg()
         atomic_write_text(self.web_dir / "loss_curve.svg", svg)
         page.add_raw(f'<div class="loss-curve">{svg}</div>')
-        for name, chart in self.extra_plots.items():
-            page.add_raw(f'<div class="{name}">{chart}</div>')
+        if self.extra_plots:  # side by side where the window is wide enough
+            charts = "".join(f'<div class="{name}" style="flex: 1 1 560px">{chart}</div>'
+                             for name, chart in self.extra_plots.items())  # fmt: skip
+            page.add_raw(f'<div class="extra-plots" style="display: flex; flex-wrap: wrap; gap: 8px">{charts}</div>')
         options = self.expr_dir / "train_opt.txt"
         if options.is_file():
             page.add_details("options", options.read_text())
