@@ -38,8 +38,9 @@ def create_dataloader(opt, dataset: Dataset, device: torch.device | None = None,
     world = get_world_size()
     if opt.batch_size % world:
         raise ValueError(f"--batch_size {opt.batch_size} must be divisible by the number of processes ({world})")
-    sampler = ResumableSampler(len(dataset), shuffle=not opt.serial_batches, seed=seed, num_replicas=world,
-                               rank=get_rank())  # fmt: skip
+    sampler = ResumableSampler(
+        len(dataset), shuffle=not opt.serial_batches, seed=seed, num_replicas=world, rank=get_rank()
+    )
     generator = torch.Generator()
     generator.manual_seed(seed)
     return DataLoader(

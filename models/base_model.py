@@ -161,6 +161,13 @@ class BaseModel:
             optimizer.load_state_dict(saved)  # Adam's moments; its learning rates are this run's, below
             for group, lr in zip(optimizer.param_groups, lrs):
                 group["lr"] = group["initial_lr"] = lr
+                # zero_grad(set_to_none=False) keeps a stepped parameter's gradient as zeros, so Adam moves it by
+                # its momentum even in a step that gives it no gradient (encoder_seg on an image without
+                # instances). A fresh process has no gradients: give every parameter Adam has state for its zeros
+                # back, or the first such step after a resume would skip it, unlike the run that was never stopped.
+                for param in group["params"]:
+                    if param.grad is None and param in optimizer.state:
+                        param.grad = torch.zeros_like(param)
         self.replay_schedule(state["epoch"], [saved.get("last_epoch", 0) for saved in state["schedulers"]])
         for name, pool in self.pools().items():
             if name in state["pools"]:

@@ -217,6 +217,23 @@ def wait_for(predicate, proc: subprocess.Popen, timeout: float = 240.0) -> None:
         time.sleep(0.01)
 
 
+def resume_then_compare(
+    cmd: list[str], run: subprocess.Popen, root: Path, common: list[str], whole: Path, parts: Path, saved: dict
+) -> None:
+    """Resume the killed run in ``parts`` (its state was ``saved``) with ``cmd``; once the uninterrupted ``run`` in
+    ``whole`` ends too, every weight of the two must be equal."""
+    resumed = finish(*cmd, *train_argv(root, parts, *common, "--continue_train"))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    state = parts / "r" / "latest_state.pth"
+    assert f"resuming {state} at epoch {saved['epoch']}, batch {saved['batches_done']}" in resumed.stdout
+    out, _ = run.communicate(timeout=300)
+    assert run.returncode == 0, out
+    a, b = networks(whole / "r"), networks(parts / "r")
+    for name in a:
+        for key in a[name]:
+            assert torch.equal(a[name][key], b[name][key]), f"{name}.{key} differs after resume"
+
+
 @pytest.mark.slow
 def test_sigkill_then_continue_train_equals_an_uninterrupted_run(tiny_root, tmp_path):
     """N+M iterations in one go vs N, SIGKILL from outside, then --continue_train for M: identical weights."""
@@ -233,16 +250,7 @@ def test_sigkill_then_continue_train_equals_an_uninterrupted_run(tiny_root, tmp_
     saved = load_training_state(state)
     assert saved["total_iters"] < 6, "the run finished before it could be killed"
 
-    resumed = finish(*cmd, *train_argv(tiny_root, parts, *common, "--continue_train"))
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert f"resuming {state} at epoch {saved['epoch']}, batch {saved['batches_done']}" in resumed.stdout
-    out, _ = run.communicate(timeout=300)
-    assert run.returncode == 0, out
-
-    a, b = networks(whole / "r"), networks(parts / "r")
-    for name in a:
-        for key in a[name]:
-            assert torch.equal(a[name][key], b[name][key]), f"{name}.{key} differs after resume"
+    resume_then_compare(cmd, run, tiny_root, common, whole, parts, saved)
     sa, sb = (load_training_state(p / "r" / "latest_state.pth") for p in (whole, parts))
     assert sa["total_iters"] == sb["total_iters"] == 6 and sa["epoch"] == sb["epoch"] == 3
     for oa, ob in zip(sa["optimizers"], sb["optimizers"]):
@@ -316,10 +324,4 @@ def test_ddp_sigkill_then_continue_train_equals_an_uninterrupted_run(tiny_root, 
     saved = load_training_state(state)
     assert len(saved["ranks"]) == 2 and saved["total_iters"] < 6
 
-    resumed = finish(*torchrun, *train_argv(tiny_root, parts, *common, "--continue_train"))
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert f"resuming {state} at epoch {saved['epoch']}, batch {saved['batches_done']}" in resumed.stdout
-    out, _ = run.communicate(timeout=300)
-    assert run.returncode == 0, out
-    a, b = networks(whole / "r"), networks(parts / "r")
-    assert all(torch.equal(a[n][k], b[n][k]) for n in a for k in a[n])
+    resume_then_compare(torchrun, run, tiny_root, common, whole, parts, saved)
