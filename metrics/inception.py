@@ -33,7 +33,9 @@ def find_weights(path: str | Path | None = None) -> Path | None:
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"--inception_weights {path} does not exist; {how_to_get_weights()}")
+            raise FileNotFoundError(
+                f"--inception_weights {path} does not exist (FID/KID need it). {how_to_get_weights()}"
+            )
         return path
     cached = default_weights_path()
     return cached if cached.is_file() else None
@@ -42,9 +44,10 @@ def find_weights(path: str | Path | None = None) -> Path | None:
 def how_to_get_weights() -> str:
     target = default_weights_path()
     return (
-        f"FID/KID need torchvision's Inception-v3 weights, {target.name}: on a machine with internet run "
-        "`python -c \"import torchvision; torchvision.models.inception_v3(weights='IMAGENET1K_V1')\"` (or download "
-        f"{WEIGHTS.url}), then copy the file to {target} here, or pass --inception_weights FILE"
+        f"torchvision's Inception-v3 weights are not at {target}. On a machine with internet, run "
+        "`python -c \"import torchvision; torchvision.models.inception_v3(weights='IMAGENET1K_V1')\"` (it saves "
+        f"{target.name} in torch.hub.get_dir()/checkpoints; or download {WEIGHTS.url}), copy that file to {target} "
+        "here, or pass --inception_weights FILE"
     )
 
 

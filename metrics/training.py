@@ -125,7 +125,7 @@ class EpochEvaluator:
             self.log(f"--eval_freq: no domain score ({e})")
         weights = find_weights()
         if weights is None:
-            self.log(f"--eval_freq: {how_to_get_weights()}")
+            self.log(f"--eval_freq: FID/KID skipped: {how_to_get_weights()}")
         else:
             self.inception = InceptionFeatures(weights).to(self.device)
 

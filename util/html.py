@@ -30,6 +30,9 @@ h3.entry { position: sticky; top: 0; z-index: 1; margin: 14px 0 4px; padding: 4p
 .images figcaption { font-size: 0.75em; color: #333; overflow-wrap: anywhere; }
 svg { max-width: 100%; height: auto; }
 pre { white-space: pre-wrap; }
+table.metrics { border-collapse: collapse; margin: 4px 0; }
+table.metrics th, table.metrics td { padding: 2px 8px; }
+table.metrics td + td { text-align: right; font-variant-numeric: tabular-nums; }
 @media (max-width: 900px) { .images { grid-template-columns: repeat(min(var(--cols), 4), minmax(0, 1fr)); } }
 """
 
