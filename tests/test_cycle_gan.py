@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, SMALL, make_test_opts, make_train_opts
+from conftest import ROOT, TINY, TINY_NETS, make_test_opts, make_train_opts
 
 from data import create_dataloader, create_dataset
 from models import create_model
@@ -20,10 +20,9 @@ from models.cycle_gan_networks import define_patch_D, define_resnet_G
 from models.layers import count_parameters
 
 # Tiny networks and images (a 2-layer D, 6 residual blocks of 16 channels): an iteration takes a fraction of a second.
-NETS = [*SMALL, "--ngf", "4", "--ndf", "4", "--loadSizeH", "20", "--loadSizeW", "24", "--fineSizeH", "16",
-        "--fineSizeW", "20", "--model", "cycle_gan", "--netD", "n_layers", "--n_layers_D", "2", "--netG",
-        "resnet_6blocks"]  # fmt: skip
-TINY = [*NETS, "--display_id", "0", "--no_html", "--print_freq", "1000", "--display_freq", "100000"]
+CYCLE_GAN = "--model cycle_gan --netD n_layers --netG resnet_6blocks".split()
+NETS = [*TINY_NETS, *CYCLE_GAN]
+RUN = [*TINY, *CYCLE_GAN]
 
 
 def test_networks_are_cyclegans():
@@ -130,12 +129,11 @@ def test_cycle_gan_trains_and_tests_from_the_command_line(toy_root, tmp_path):
         assert sum(name.endswith(f"_{label}_img.png") for name in images) == 3, label  # one per test image
 
 
-def test_resume_equals_an_uninterrupted_run(toy_root, tmp_path, monkeypatch):
+def test_resume_equals_an_uninterrupted_run(toy_root, tmp_path, monkeypatch, one_thread):
     """SIGTERM in the middle of epoch 1, then --continue_train: the same weights as a run never stopped."""
     import train
 
-    torch.set_num_threads(1)
-    argv = ["--dataroot", str(toy_root), "--checkpoints_dir", str(tmp_path), *TINY, "--niter", "1",
+    argv = ["--dataroot", str(toy_root), "--checkpoints_dir", str(tmp_path), *RUN, "--niter", "1",
             "--niter_decay", "1", "--max_dataset_size", "3", "--deterministic", "--pool_size", "2",
             "--save_latest_freq", "100"]  # fmt: skip
     try:
