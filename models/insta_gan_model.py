@@ -2,11 +2,12 @@
 
 Names in code (paper): G_A (G: X→Y), G_B (F: Y→X), D_A (D_Y, judges domain B), D_B (D_X, judges domain A).
 
-Sequential mini-batch translation (SPEC §3): the ``ins_max`` masks of each image are split into
-``ins_max / ins_per`` groups. At step m the current image x_m and group a_m are translated to (y'_m, b'_m);
+Sequential mini-batch translation (the paper's §2.3; docs/DESIGN.md §3): the ``ins_max`` masks of each image are
+split into ``ins_max / ins_per`` groups. At step m the current image x_m and group a_m are translated to (y'_m, b'_m);
 x_{m+1} = y'_m, detached, so memory does not grow with the number of instances. G and D are updated at every
 step. Content losses (cycle, identity, context) act on the step's own (x_m, a_m) → (y'_m, b'_m); the domain loss
-judges y'_m with every mask translated so far (earlier ones detached, later slots empty).
+judges y'_m with every mask translated so far (earlier ones detached, later slots empty). The state of each
+direction through the loop is one ``Direction``: ``model.A`` (A→B) and ``model.B`` (B→A).
 
 Empty groups. A sample whose group m ≥ 2 holds no instance sits the step out: its image is carried over
 unchanged and its losses are weighted 0. The first step always runs, so an image with no instance at all is
@@ -18,8 +19,10 @@ the same passes. With one process and batch 1 this is exactly the 2018 code's ru
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 
 import torch
+import torch.nn as nn
 from torch.nn.utils import parametrize
 
 from util.distributed import any_across_ranks, unwrap
@@ -41,6 +44,85 @@ def _cpu_has_native_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return True
+
+
+@dataclass(eq=False)
+class Direction:
+    """One direction of the translation, A→B or B→A, through the sequential loop of one batch.
+
+    Written for A→B: the source image x with its selected masks a is translated into the target domain, and
+    ``target`` is a real image of that domain with all its masks (what D calls real). For B→A read B for A.
+    Shapes: images ``[B, C, H, W]``, masks ``[B, N, H, W]`` in [-1, 1] with empty slots = -1.
+    """
+
+    name: str  # "A": A→B with G_A, cycled back by G_B, judged by D_A; "B": B→A
+    real_img: torch.Tensor  # x: [B, C, H, W]
+    segs: torch.Tensor  # a: [B, ins_max, H, W], the selected masks
+    target: torch.Tensor  # (y, b): [B, C + ins_max, H, W]
+    groups: torch.Tensor  # [B, ins_iter] bool, on the CPU: group m of sample b holds an instance (group 1 always)
+    runs: torch.Tensor  # [ins_iter] bool, on the CPU: some sample of the global batch has an instance in group m
+    ins_per: int
+    # The loop's state before step m: x_m, and the translated and cycled masks of steps 1 … m-1 (detached).
+    x: torch.Tensor | None = None
+    fake_segs: list[torch.Tensor] = field(default_factory=list)  # b'_1 … b'_{m-1}: [B, ins_per, H, W] each
+    rec_segs: list[torch.Tensor] = field(default_factory=list)  # masks of G_back(y'_k, b'_k), k < m
+    rec_img: torch.Tensor | None = None  # image of G_back(G(x_1, a_1)), the visual rec_*_img
+    # Step m. ``ran`` is False when no sample anywhere has an instance in group m: the step's tensors are then None.
+    ran: bool = False
+    group: torch.Tensor | None = None  # a_m: [B, ins_per, H, W]
+    real: torch.Tensor | None = None  # (x_m, a_m): [B, C + ins_per, H, W]
+    fake: torch.Tensor | None = None  # (y'_m, b'_m) = G(x_m, a_m)
+    rec: torch.Tensor | None = None  # G_back(y'_m, b'_m)
+    fake_mul: torch.Tensor | None = None  # (y'_m, b'_1 … b'_m, empty slots): [B, C + ins_max, H, W], D's input
+    active: torch.Tensor | None = None  # [B] bool, on the CPU: sample b has an instance in a_m
+    weight: torch.Tensor | None = None  # [B] float on the device: ``active`` as each sample's loss weight
+
+    @property
+    def fake_img(self) -> torch.Tensor:
+        return split(self.fake, self.real_img.shape[1])[0]
+
+    @property
+    def fake_seg(self) -> torch.Tensor:
+        return split(self.fake, self.real_img.shape[1])[1]
+
+    def start(self) -> None:
+        """Before step 1: x_1 = x, nothing translated yet."""
+        self.x, self.fake_segs, self.rec_segs, self.rec_img = self.real_img, [], [], None
+
+    def translate(self, m: int, G: nn.Module, G_back: nn.Module) -> None:
+        """Step m: (x_m, a_m) → (y'_m, b'_m) = G(x_m, a_m) and the cycle G_back(y'_m, b'_m), with gradients."""
+        self.group = self.segs[:, m * self.ins_per : (m + 1) * self.ins_per]
+        self.ran = bool(self.runs[m])
+        if not self.ran:
+            self.real = self.fake = self.rec = self.fake_mul = self.active = self.weight = None
+            return
+        self.real = torch.cat([self.x, self.group], dim=1)
+        self.fake = G(self.real)
+        self.rec = G_back(self.fake)
+        b, n, h, w = self.segs.shape
+        later = self.segs.new_full((b, n - (m + 1) * self.ins_per, h, w), -1.0)  # slots of the steps to come
+        self.fake_mul = torch.cat([self.fake_img, *self.fake_segs, self.fake_seg, later], dim=1)
+        self.active = self.groups[:, m]  # the CPU copy: reading it costs no device sync
+        self.weight = self.active.to(self.fake.device, torch.float32)
+
+    def advance(self) -> None:
+        """Carry step m's results to step m+1, detached (the graph cut), and keep what the visuals need."""
+        if not self.ran:  # nobody in the batch has instances in this group
+            empty = torch.full_like(self.group, -1.0)
+            self.fake_segs.append(empty)
+            self.rec_segs.append(empty)
+            return
+        active = self.weight.bool().view(-1, 1, 1, 1)
+        self.x = torch.where(active, self.fake_img, self.x).detach()  # inactive samples keep their image
+        self.fake_segs.append(self.fake_seg.detach())  # empty groups pass through G unchanged
+        rec_img, rec_seg = split(self.rec, self.real_img.shape[1])
+        self.rec_segs.append(rec_seg.detach())
+        if self.rec_img is None:
+            self.rec_img = rec_img.detach()
+
+    def visuals(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """After the last step: the translated image and merged masks, the cycled image (step 1) and merged masks."""
+        return self.x, merge_masks(torch.cat(self.fake_segs, 1)), self.rec_img, merge_masks(torch.cat(self.rec_segs, 1))
 
 
 class InstaGANModel(BaseModel):
@@ -112,21 +194,22 @@ class InstaGANModel(BaseModel):
                 default=1.0,
                 help="context-preserving loss weight, relative to lambda_A/lambda_B",
             )
-        return parser  # fmt: skip
+        return parser
 
     def __init__(self, opt, device: torch.device):
         super().__init__(opt, device)
-        if opt.ins_per < 1 or opt.ins_max < opt.ins_per or opt.ins_max % opt.ins_per:
-            raise ValueError(
-                f"--ins_max ({opt.ins_max}) must be a positive multiple of --ins_per ({opt.ins_per}), "
-                f"e.g. --ins_max {max(opt.ins_per, opt.ins_max // max(opt.ins_per, 1) * max(opt.ins_per, 1))}"
-            )
-        self.ins_iter = opt.ins_max // opt.ins_per  # number of sequential steps
+        self.ins_iter = opt.ins_max // opt.ins_per  # number of sequential steps (options check the multiple)
         self.loss_names = ["D_A", "G_A", "cyc_A", "idt_A", "ctx_A", "D_B", "G_B", "cyc_B", "idt_B", "ctx_B"]
-        self.visual_names = [
-            "real_A_img", "fake_B_img", "rec_A_img", "real_A_seg", "fake_B_seg", "rec_A_seg",
-            "real_B_img", "fake_A_img", "rec_B_img", "real_B_seg", "fake_A_seg", "rec_B_seg",
-        ]  # fmt: skip
+        visuals_A = ["real_A_img", "fake_B_img", "rec_A_img", "real_A_seg", "fake_B_seg", "rec_A_seg"]
+        visuals_B = ["real_B_img", "fake_A_img", "rec_B_img", "real_B_seg", "fake_A_seg", "rec_B_seg"]
+        self.visual_names = visuals_A + visuals_B
+        # Image visual -> key of get_instance_masks() drawn over it on the results page.
+        self.overlay_visuals = {
+            "real_A_img": "real_A",
+            "fake_B_img": "fake_B",
+            "real_B_img": "real_B",
+            "fake_A_img": "fake_A",
+        }
         self.model_names = ["G_A", "G_B", "D_A", "D_B"] if self.isTrain else ["G_A", "G_B"]
 
         g_args = (opt.ngf, opt.netG, opt.norm, not opt.no_dropout, opt.init_type, opt.init_gain)
@@ -137,12 +220,15 @@ class InstaGANModel(BaseModel):
             setattr(self, f"loss_{name}", 0.0)
         self.amp_dtype = AMP_DTYPES[getattr(opt, "amp", "none")]
         if self.amp_dtype == torch.float16 and device.type != "cuda":
-            raise ValueError("--amp fp16 needs a CUDA GPU (float16 gradients need its GradScaler); "
-                             "use --amp bf16 on the CPU")  # fmt: skip
+            raise ValueError(
+                "--amp fp16 needs a CUDA GPU (float16 gradients need its GradScaler); use --amp bf16 on the CPU"
+            )
         if self.amp_dtype == torch.bfloat16 and device.type == "cpu" and not _cpu_has_native_bf16():
-            warnings.warn("--amp bf16: this CPU has no native bfloat16 (AVX512-BF16/AMX), so convolutions fall back "
-                          "to a slow path (25x slower than float32 for the default generator here); drop --amp",
-                          stacklevel=2)  # fmt: skip
+            warnings.warn(
+                "--amp bf16: this CPU has no native bfloat16 (AVX512-BF16/AMX), so convolutions fall back to a slow "
+                "path (25x slower than float32 for the default generator here); drop --amp",
+                stacklevel=2,
+            )
         if not self.isTrain:
             self._speed_up([self.netG_A, self.netG_B])
             return
@@ -196,20 +282,21 @@ class InstaGANModel(BaseModel):
         segs_A = select_masks(data[f"{src}_segs"], self.opt.ins_max, self.opt.set_order)
         segs_B = select_masks(data[f"{dst}_segs"], self.opt.ins_max, self.opt.set_order)
         # Which (sample, group) holds an instance, decided on the CPU copy: no device sync in the loop.
-        self.groups_A = self._group_activity(segs_A)
-        self.groups_B = self._group_activity(segs_B)
+        groups_A, groups_B = self._group_activity(segs_A), self._group_activity(segs_B)
         # Whether each step runs each direction: all-reduced, so every rank makes the same decision.
-        self.run_A, self.run_B = any_across_ranks(torch.stack([self.groups_A.any(0), self.groups_B.any(0)])).unbind(0)
+        runs_A, runs_B = any_across_ranks(torch.stack([groups_A.any(0), groups_B.any(0)])).unbind(0)
         nb = self.device.type == "cuda"
         self.real_A_img = data[src].to(self.device, non_blocking=nb)
         self.real_B_img = data[dst].to(self.device, non_blocking=nb)
-        self.real_A_segs = segs_A.to(self.device, non_blocking=nb)
-        self.real_B_segs = segs_B.to(self.device, non_blocking=nb)
-        self.real_A = torch.cat([self.real_A_img, self.real_A_segs], dim=1)
-        self.real_B = torch.cat([self.real_B_img, self.real_B_segs], dim=1)
-        self.real_A_seg = merge_masks(self.real_A_segs)
-        self.real_B_seg = merge_masks(self.real_B_segs)
+        segs_A, segs_B = segs_A.to(self.device, non_blocking=nb), segs_B.to(self.device, non_blocking=nb)
+        self.real_A = torch.cat([self.real_A_img, segs_A], dim=1)
+        self.real_B = torch.cat([self.real_B_img, segs_B], dim=1)
+        self.real_A_seg = merge_masks(segs_A)
+        self.real_B_seg = merge_masks(segs_B)
+        self.A = Direction("A", self.real_A_img, segs_A, self.real_B, groups_A, runs_A, self.opt.ins_per)
+        self.B = Direction("B", self.real_B_img, segs_B, self.real_A, groups_B, runs_B, self.opt.ins_per)
         self.image_paths = data[f"{src}_paths"]
+        self.start()
 
     def _group_activity(self, segs: torch.Tensor) -> torch.Tensor:
         """``[B, ins_max, H, W] -> [B, ins_iter]`` bool: group m of sample b holds an instance; group 0 always runs."""
@@ -219,149 +306,114 @@ class InstaGANModel(BaseModel):
 
     # ---------------------------------------------------------- translation
 
-    def _translate(self, m: int, x: torch.Tensor, segs: torch.Tensor, G, G_back, history: list[torch.Tensor]):
-        """One direction of step m: ``x`` the current image, ``segs`` all selected masks, ``history`` the
-        translated masks of earlier steps (detached). Returns the step's tensors."""
-        group = segs[:, m * self.opt.ins_per : (m + 1) * self.opt.ins_per]
-        real = torch.cat([x, group], dim=1)
-        fake = G(real)
-        rec = G_back(fake)
-        fake_img, fake_seg = split(fake, x.shape[1])
-        later = segs.new_full((segs.shape[0], (self.ins_iter - m - 1) * self.opt.ins_per, *segs.shape[2:]), -1.0)
-        fake_mul = torch.cat([fake_img, *history, fake_seg, later], dim=1)  # for D: all masks so far
-        return {"real": real, "group": group, "fake": fake, "rec": rec, "fake_img": fake_img, "fake_seg": fake_seg,
-                "fake_mul": fake_mul}  # fmt: skip
+    def forward(self, m: int = 0) -> None:
+        """Step m of the sequential translation, both directions, with gradients (the 2018 code's ``forward(idx)``):
+        A→B with G_A, cycled back by G_B; B→A with G_B, cycled back by G_A. ``set_input`` (or ``start``) begins the
+        loop; ``advance`` ends each step."""
+        with self._autocast():
+            self.A.translate(m, self.netG_A, self.netG_B)
+            self.B.translate(m, self.netG_B, self.netG_A)
 
-    def _step(self, m: int) -> tuple[dict | None, dict | None]:
-        A = B = None
-        if self.run_A[m]:
-            A = self._translate(m, self.x_A, self.real_A_segs, self.netG_A, self.netG_B, self.fake_B_seg_list)
-            A["active"] = self.groups_A[:, m]  # CPU copy: no device sync where it is read
-            A["weight"] = A["active"].to(self.device, torch.float32)
-        if self.run_B[m]:
-            B = self._translate(m, self.x_B, self.real_B_segs, self.netG_B, self.netG_A, self.fake_A_seg_list)
-            B["active"] = self.groups_B[:, m]
-            B["weight"] = B["active"].to(self.device, torch.float32)
-        return A, B
+    def start(self) -> None:
+        """Begin the sequential loop of the current batch (x_1 = the real images)."""
+        self.A.start()
+        self.B.start()
 
-    def _advance(self, m: int, A: dict | None, B: dict | None) -> None:
-        """Carry the step's results to the next step (graph cut) and keep what the visuals need."""
-        for side, out, other in (("A", A, "B"), ("B", B, "A")):
-            seg_list, rec_list = getattr(self, f"fake_{other}_seg_list"), getattr(self, f"rec_{side}_seg_list")
-            x = getattr(self, f"x_{side}")
-            if out is None:  # nobody in the batch has instances in this group
-                empty = x.new_full((x.shape[0], self.opt.ins_per, *x.shape[2:]), -1.0)
-                seg_list.append(empty)
-                rec_list.append(empty)
-                continue
-            active = out["weight"].bool().view(-1, 1, 1, 1)
-            setattr(self, f"x_{side}", torch.where(active, out["fake_img"], x).detach())
-            seg_list.append(out["fake_seg"].detach())  # empty groups pass through G unchanged
-            rec_list.append(split(out["rec"], x.shape[1])[1].detach())
-            if m == 0:
-                setattr(self, f"rec_{side}_img", split(out["rec"], x.shape[1])[0].detach())
+    def advance(self) -> None:
+        """End of a step: cut the graph and carry the translated images and masks to the next step."""
+        self.A.advance()
+        self.B.advance()
 
-    def _start(self) -> None:
-        self.x_A, self.x_B = self.real_A_img, self.real_B_img
-        self.fake_A_seg_list, self.fake_B_seg_list = [], []
-        self.rec_A_seg_list, self.rec_B_seg_list = [], []
-
-    def _finish_visuals(self) -> None:
-        self.fake_B_img, self.fake_A_img = self.x_A, self.x_B
-        self.fake_B_seg = merge_masks(torch.cat(self.fake_B_seg_list, dim=1))
-        self.fake_A_seg = merge_masks(torch.cat(self.fake_A_seg_list, dim=1))
-        self.rec_A_seg = merge_masks(torch.cat(self.rec_A_seg_list, dim=1))
-        self.rec_B_seg = merge_masks(torch.cat(self.rec_B_seg_list, dim=1))
+    def _finish(self) -> None:
+        """After the last step: the visuals of the translated and cycled images and masks."""
+        self.fake_B_img, self.fake_B_seg, self.rec_A_img, self.rec_A_seg = self.A.visuals()
+        self.fake_A_img, self.fake_A_seg, self.rec_B_img, self.rec_B_seg = self.B.visuals()
 
     @torch.no_grad()
     def test(self) -> None:
-        """Translate both directions with the sequential loop, no gradients."""
-        self._start()
+        """The sequential loop without gradients: every step's ``forward``, then the visuals."""
+        self.start()
         for m in range(self.ins_iter):
-            with self._autocast():
-                A, B = self._step(m)
-            self._advance(m, A, B)
-        self._finish_visuals()
+            self.forward(m)
+            self.advance()
+        self._finish()
 
-    def forward(self) -> None:
-        self.test()
+    def get_instance_masks(self) -> dict[str, torch.Tensor]:
+        """The instance masks of the last ``test()`` or ``optimize_parameters()``, each ``[B, ins_max, H, W]`` in
+        [-1, 1], empty slot = -1: ``real_A``, ``real_B`` (the selected input masks) and ``fake_B``, ``fake_A`` (their
+        translations: slot k of ``fake_B`` is the translation of slot k of ``real_A``, and likewise for B→A)."""
+        return {
+            "real_A": self.A.segs,
+            "fake_B": torch.cat(self.A.fake_segs, 1),
+            "real_B": self.B.segs,
+            "fake_A": torch.cat(self.B.fake_segs, 1),
+        }
 
     # ---------------------------------------------------------------- training
 
-    def compute_G_loss(self, A: dict | None, B: dict | None) -> dict[str, torch.Tensor]:
-        """Generator losses of one step. D is called unwrapped: its parameters are frozen here and DDP must not
-        expect their gradients."""
+    def compute_G_loss(self, A: Direction, B: Direction) -> dict[str, torch.Tensor]:
+        """Generator losses of the current step (the paper's §2.2, training loss): domain (LSGAN), cycle,
+        identity and context losses of each direction that ran. D is called unwrapped: its parameters are frozen
+        here and DDP must not expect their gradients."""
         opt, losses = self.opt, {}
-        if A is not None:
-            w = A["weight"]
-            losses["G_A"] = self.criterionGAN(unwrap(self.netD_A)(A["fake_mul"]), True, w)
-            losses["cyc_A"] = l1_loss(A["rec"], A["real"], w) * opt.lambda_A
-            if opt.lambda_idt > 0:  # G_B should leave a domain-A input as it is
-                losses["idt_B"] = l1_loss(self.netG_B(A["real"]), A["real"].detach(), w) * opt.lambda_A * opt.lambda_idt
-            losses["ctx_A"] = context_loss(self.x_A, A["fake_img"], A["group"], A["fake_seg"], w) * (
-                opt.lambda_A * opt.lambda_ctx
-            )
-        if B is not None:
-            w = B["weight"]
-            losses["G_B"] = self.criterionGAN(unwrap(self.netD_B)(B["fake_mul"]), True, w)
-            losses["cyc_B"] = l1_loss(B["rec"], B["real"], w) * opt.lambda_B
-            if opt.lambda_idt > 0:
-                losses["idt_A"] = l1_loss(self.netG_A(B["real"]), B["real"].detach(), w) * opt.lambda_B * opt.lambda_idt
-            losses["ctx_B"] = context_loss(self.x_B, B["fake_img"], B["group"], B["fake_seg"], w) * (
-                opt.lambda_B * opt.lambda_ctx
-            )
+        for d, D, G_back, lam, idt_name in (
+            (A, self.netD_A, self.netG_B, opt.lambda_A, "idt_B"),
+            (B, self.netD_B, self.netG_A, opt.lambda_B, "idt_A"),
+        ):
+            if not d.ran:
+                continue
+            w = d.weight
+            losses[f"G_{d.name}"] = self.criterionGAN(unwrap(D)(d.fake_mul), True, w)
+            losses[f"cyc_{d.name}"] = l1_loss(d.rec, d.real, w) * lam
+            if opt.lambda_idt > 0:  # G_back should leave an input of its own output domain as it is
+                losses[idt_name] = l1_loss(G_back(d.real), d.real.detach(), w) * lam * opt.lambda_idt
+            losses[f"ctx_{d.name}"] = context_loss(d.x, d.fake_img, d.group, d.fake_seg, w) * (lam * opt.lambda_ctx)
         return losses
 
-    def _D_loss(self, netD, real: torch.Tensor, fake: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        loss_real = self.criterionGAN(netD(real), True, weight)
-        loss_fake = self.criterionGAN(netD(fake.detach()), False, weight)
-        return (loss_real + loss_fake) * 0.5
-
-    def compute_D_loss(self, A: dict | None, B: dict | None) -> dict[str, torch.Tensor]:
+    def compute_D_loss(self, A: Direction, B: Direction) -> dict[str, torch.Tensor]:
+        """Discriminator losses of the current step: D_A judges real B images against A→B's translations (through
+        the image pool), D_B likewise for B→A; each the mean of its real and fake terms."""
         losses = {}
-        if A is not None:
-            fake_B = self.fake_B_pool.query(A["fake_mul"], keep=A["active"])
-            losses["D_A"] = self._D_loss(self.netD_A, self.real_B, fake_B, A["weight"])
-        if B is not None:
-            fake_A = self.fake_A_pool.query(B["fake_mul"], keep=B["active"])
-            losses["D_B"] = self._D_loss(self.netD_B, self.real_A, fake_A, B["weight"])
+        for d, D, pool in ((A, self.netD_A, self.fake_B_pool), (B, self.netD_B, self.fake_A_pool)):
+            if not d.ran:
+                continue
+            fake = pool.query(d.fake_mul, keep=d.active)  # detached
+            loss_real = self.criterionGAN(D(d.target), True, d.weight)
+            loss_fake = self.criterionGAN(D(fake), False, d.weight)
+            losses[f"D_{d.name}"] = (loss_real + loss_fake) * 0.5
         return losses
+
+    def _update(self, optimizer, scaler, losses: dict[str, torch.Tensor], m: int) -> None:
+        """One optimizer step on the sum of ``losses``. Zeroed, not freed, gradients (``set_to_none=False``): a
+        network whose loss is absent in a step is still moved by Adam's momentum, as in the 2018 code."""
+        self.check_finite(losses, m)  # --skip_nonfinite: stop before a NaN reaches the weights
+        optimizer.zero_grad(set_to_none=False)
+        scaler.scale(sum(losses.values())).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
     def optimize_parameters(self) -> None:
-        """One batch: for each sequential step, translate, update G_A and G_B, then D_A and D_B."""
-        self._start()
+        """One batch (the paper's §2.3): at each sequential step, translate, update G_A and G_B, then D_A and D_B."""
         sums = {name: 0.0 for name in self.loss_names}
         counts = {name: 0 for name in self.loss_names}
         D_nets = [self.netD_A, self.netD_B]
+        self.start()
         for m in range(self.ins_iter):
-            with self._autocast():
-                A, B = self._step(m)
-            if A is None and B is None:  # no sample anywhere has an instance in this group
-                self._advance(m, A, B)
-                continue
-            self.set_requires_grad(D_nets, False)
-            self.optimizer_G.zero_grad(set_to_none=False)
-            with self._autocast():
-                loss_G = self.compute_G_loss(A, B)
-            self.check_finite(loss_G, m)  # --skip_nonfinite: stop before a NaN reaches the weights
-            self.scaler_G.scale(sum(loss_G.values())).backward()
-            self.scaler_G.step(self.optimizer_G)
-            self.scaler_G.update()
-
-            self.set_requires_grad(D_nets, True)
-            self.optimizer_D.zero_grad(set_to_none=False)
-            with self._autocast():
-                loss_D = self.compute_D_loss(A, B)
-            self.check_finite(loss_D, m)
-            self.scaler_D.scale(sum(loss_D.values())).backward()
-            self.scaler_D.step(self.optimizer_D)
-            self.scaler_D.update()
-
-            for name, value in {**loss_G, **loss_D}.items():
-                sums[name] = sums[name] + value.detach()
-                counts[name] += 1
-            self._advance(m, A, B)
+            self.forward(m)
+            if self.A.ran or self.B.ran:  # else no sample anywhere has an instance in this group
+                self.set_requires_grad(D_nets, False)
+                with self._autocast():
+                    loss_G = self.compute_G_loss(self.A, self.B)
+                self._update(self.optimizer_G, self.scaler_G, loss_G, m)
+                self.set_requires_grad(D_nets, True)
+                with self._autocast():
+                    loss_D = self.compute_D_loss(self.A, self.B)
+                self._update(self.optimizer_D, self.scaler_D, loss_D, m)
+                for name, value in {**loss_G, **loss_D}.items():
+                    sums[name] = sums[name] + value.detach()
+                    counts[name] += 1
+            self.advance()
         # Reported losses: the mean over the steps that ran each term (the 2018 code printed the last step's).
         for name in self.loss_names:
             setattr(self, f"loss_{name}", sums[name] / counts[name] if counts[name] else 0.0)
-        self._finish_visuals()
+        self._finish()

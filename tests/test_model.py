@@ -168,16 +168,15 @@ def test_inactive_samples_carry_their_image_and_have_no_loss(toy_root, tmp_path)
     model.setup(opt)
     model.set_input(batch(2, [3, 1]))  # sample 1 has nothing in group 2 (A side)
     model.eval()
-    with torch.no_grad():
-        model._start()
-        A0, B0 = model._step(0)
-        model._advance(0, A0, B0)
-        after_first = model.x_A.clone()
-        A1, _ = model._step(1)
-    assert A1["weight"].tolist() == [1.0, 0.0]
-    model._advance(1, A1, None)
-    assert torch.equal(model.x_A[1], after_first[1])  # sample 1 sits step 2 out
-    assert not torch.equal(model.x_A[0], after_first[0])
+    with torch.no_grad():  # the sequential loop step by step, as test() runs it
+        model.forward(0)
+        model.advance()
+        after_first = model.A.x.clone()
+        model.forward(1)
+        assert model.A.weight.tolist() == [1.0, 0.0]
+        model.advance()
+    assert torch.equal(model.A.x[1], after_first[1])  # sample 1 sits step 2 out
+    assert not torch.equal(model.A.x[0], after_first[0])
 
 
 def test_test_mode_runs_the_sequential_loop_without_gradients(toy_root, tmp_path):

@@ -165,7 +165,7 @@ class Visualizer:
         ncols = self.ncols if self.ncols > 0 else 0
         for n in range(epoch, 0, -1):
             names = [f"epoch{n:03d}_{label}.png" for label in labels]
-            if not all((self.img_dir / name).is_file() for name in names):
+            if not names or not all((self.img_dir / name).is_file() for name in names):
                 continue
             page.add_header(f"epoch [{n}]")
             page.add_images(names, labels, names, width=self.win_size, ncols=ncols)
@@ -302,17 +302,16 @@ def overlay_masks(image: np.ndarray, masks: np.ndarray, alpha: float = 0.45) -> 
 
 
 def overlay_visuals(model) -> OrderedDict[str, np.ndarray]:
-    """``real_A_overlay``, ``fake_B_overlay``, ``real_B_overlay``, ``fake_A_overlay``: each image of the first sample
-    with its instance masks (the input's, or the translated ones) drawn over it. Missing attributes are skipped."""
+    """``<mask key>_overlay`` (e.g. ``real_A_overlay``, ``fake_B_overlay``): for each image visual named in the
+    model's ``overlay_visuals``, the first sample with the masks ``get_instance_masks()[key]`` drawn over it."""
+    pairs = getattr(model, "overlay_visuals", {})
+    masks = model.get_instance_masks() if pairs else {}
     out = OrderedDict()
-    sources = (("real_A", "real_A_segs"), ("fake_B", "fake_B_seg_list"), ("real_B", "real_B_segs"),
-               ("fake_A", "fake_A_seg_list"))  # fmt: skip
-    for label, seg_name in sources:
-        image, segs = getattr(model, f"{label}_img", None), getattr(model, seg_name, None)
-        if image is None or segs is None or (isinstance(segs, list) and not segs):
+    for visual, key in pairs.items():
+        image = getattr(model, visual, None)
+        if image is None or key not in masks:
             continue
-        segs = torch.cat(segs, dim=1) if isinstance(segs, list) else segs
-        out[f"{label}_overlay"] = overlay_masks(tensor2im(image), segs[0].detach().float().cpu().numpy())
+        out[f"{key}_overlay"] = overlay_masks(tensor2im(image), masks[key][0].detach().float().cpu().numpy())
     return out
 
 
