@@ -63,3 +63,16 @@ def test_metrics_log_restart_replaces_later_epochs(tmp_path):
 def test_eval_phase_must_exist(toy_root, tmp_path):
     with pytest.raises(FileNotFoundError, match="--phase nope"):
         _train(toy_root, tmp_path, "bad", "--eval_freq", "1", "--eval_phase", "nope")
+
+
+def test_training_page_shows_the_charts_before_any_visuals(toy_root, tmp_path):
+    """A resumed run redraws the charts at its start, before it has visuals to show: no empty epoch rows."""
+    from conftest import make_train_opts
+
+    from util.visualizer import Visualizer
+
+    vis = Visualizer(make_train_opts(toy_root, tmp_path))
+    vis.extra_plots = {"metrics_l1": '<svg id="metrics_l1"></svg>'}
+    vis.refresh_page(3)
+    page = (vis.web_dir / "index.html").read_text()
+    assert 'id="metrics_l1"' in page and "epoch [" not in page
