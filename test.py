@@ -21,7 +21,7 @@ from options.test_options import TestOptions
 from util.checkpoint import checkpoint_tag
 from util.distributed import seed_everything
 from util.progress import Progress
-from util.visualizer import results_page, results_visuals, save_images
+from util.results_page import results_page, results_visuals, save_images
 
 
 def main(argv: list[str] | None = None) -> Path:

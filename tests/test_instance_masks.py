@@ -34,8 +34,12 @@ def test_instance_masks_after_test_and_after_a_training_step(toy_root, tmp_path)
     model.set_input(batch(2, [4, 1]))
     model.test()
     check_masks(model, 6)
-    assert model.overlay_visuals == {"real_A_img": "real_A", "fake_B_img": "fake_B", "real_B_img": "real_B",
-                                     "fake_A_img": "fake_A"}  # fmt: skip
+    assert model.overlay_visuals == {
+        "real_A_img": "real_A",
+        "fake_B_img": "fake_B",
+        "real_B_img": "real_B",
+        "fake_A_img": "fake_A",
+    }
 
     train_model = create_model(make_train_opts(toy_root, tmp_path, "--ins_max", "4", "--batch_size", "2"))
     train_model.setup(train_model.opt)

@@ -1,5 +1,5 @@
 """The visualizer without a browser: loss-log parsing and the SVG curve, the training page, Visdom that never stops
-training (one warning, quiet retries, reconnection), mask overlays, and the Visdom asset installer."""
+training (one warning, quiet retries, reconnection), and the Visdom asset installer."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import torch
 from tests.conftest import make_train_opts
 from util import visualizer as visualizer_module
 from util.loss_plot import LossLog, curve_points, nice_ticks, parse_line, render_svg
-from util.visualizer import Visualizer, overlay_masks
+from util.visualizer import Visualizer
 
 ROOT = Path(__file__).resolve().parent.parent
 LINE = (
@@ -99,21 +99,6 @@ def test_nice_ticks():
     assert nice_ticks(0, 10) == [0, 2, 4, 6, 8, 10]
     assert nice_ticks(0.0, 0.95, 4) == [0, 0.2, 0.4, 0.6, 0.8]
     assert nice_ticks(5, 5)  # a flat range still gets ticks
-
-
-def test_overlay_masks():
-    image = np.full((8, 10, 3), 100, np.uint8)
-    masks = -np.ones((3, 8, 10), np.float32)
-    masks[0, 2:6, 2:6] = 1  # one instance, one empty slot, then another instance
-    masks[2, 0:2, 7:10] = 1
-    out = overlay_masks(image, masks)
-    assert out.shape == image.shape and out.dtype == np.uint8
-    assert (out[7, 0] == 100).all()  # background untouched
-    assert not (out[3, 3] == 100).all() and not (out[0, 8] == 100).all()
-    assert not (out[3, 3] == out[0, 8]).all()  # a colour per instance
-    assert (out[2, 2] != out[3, 3]).any()  # outline drawn solid, inside blended
-    with pytest.raises(ValueError):
-        overlay_masks(image, masks[:, :4])
 
 
 def fake_visuals(seed: int = 0) -> OrderedDict[str, torch.Tensor]:

@@ -20,6 +20,11 @@ HEADER = "================ Training Loss"
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
+def rgb(color: str) -> list[int]:
+    """``"#1f77b4"`` -> ``[31, 119, 180]``."""
+    return [int(color[i : i + 2], 16) for i in (1, 3, 5)]
+
+
 @dataclass
 class Entry:
     epoch: int

@@ -7,7 +7,7 @@ every ``retry_seconds``; once a server answers, the live plots start with the wh
 ``checkpoints/<name>/web/index.html`` needs no server: it shows the loss curve (drawn from ``loss_log.txt``) and the
 latest visuals of each epoch, newest first.
 
-``save_images`` and ``results_page`` write test.py's results page.
+test.py's results page is util/results_page.py.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 
 from . import html
 from .distributed import is_main_process
-from .loss_plot import COLORS, LossLog, curve_points, downsample, render_svg
+from .loss_plot import COLORS, LossLog, curve_points, downsample, render_svg, rgb
 from .util import atomic_write_text, save_image, tensor2im
 
 MAX_PLOT_POINTS = 2000  # per loss line sent to Visdom; longer histories are averaged in buckets
@@ -117,7 +117,7 @@ class Visualizer:
         Y[~np.isfinite(Y)] = np.nan  # visdom sends NaN as a gap; an infinity would break the page's JSON
         vis.line(X=X, Y=Y, win=str(self.display_id),
                  opts={"title": f"{self.name} loss over time", "legend": legend, "xlabel": "epoch", "ylabel": "loss",
-                       "linecolor": np.array([_rgb(COLORS[i % len(COLORS)]) for i in range(len(legend))])})  # fmt: skip
+                       "linecolor": np.array([rgb(COLORS[i % len(COLORS)]) for i in range(len(legend))])})  # fmt: skip
 
     def _send_images(self, vis, images: OrderedDict[str, np.ndarray]) -> None:
         if self.ncols > 0:
@@ -268,93 +268,7 @@ def visdom_client(server: str, port: int, env: str):
     return _client_class()(server=server, port=port, env=env, raise_exceptions=True, use_incoming_socket=False)
 
 
-def _rgb(color: str) -> list[int]:
-    return [int(color[i : i + 2], 16) for i in (1, 3, 5)]
-
-
 def _same_size(images: list[np.ndarray]) -> list[np.ndarray]:
     h = max(im.shape[0] for im in images)
     w = max(im.shape[1] for im in images)
     return [np.pad(im, ((0, h - im.shape[0]), (0, w - im.shape[1]), (0, 0)), constant_values=255) for im in images]
-
-
-# -------------------------------------------------------------------- test.py's results page
-def overlay_masks(image: np.ndarray, masks: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """Instances drawn over an image, one colour each, filled at ``alpha`` with a solid outline.
-
-    ``image``: ``[H, W, 3]`` uint8; ``masks``: ``[N, H, W]`` in [-1, 1] (> 0 on the instance; empty slots ignored).
-    """
-    if image.shape[:2] != masks.shape[1:]:
-        raise ValueError(f"image {image.shape[:2]} and masks {masks.shape[1:]} differ in size")
-    out = image.astype(np.float32)
-    for k, mask in enumerate(masks > 0):
-        if not mask.any():
-            continue
-        color = np.array(_rgb(COLORS[k % len(COLORS)]), dtype=np.float32)
-        out[mask] = (1 - alpha) * out[mask] + alpha * color
-        inner = mask.copy()  # 4-neighbour erosion; what it removes is the outline
-        inner[1:] &= mask[:-1]
-        inner[:-1] &= mask[1:]
-        inner[:, 1:] &= mask[:, :-1]
-        inner[:, :-1] &= mask[:, 1:]
-        out[mask & ~inner] = color
-    return out.round().clip(0, 255).astype(np.uint8)
-
-
-def overlay_visuals(model) -> OrderedDict[str, np.ndarray]:
-    """``<mask key>_overlay`` (e.g. ``real_A_overlay``, ``fake_B_overlay``): for each image visual named in the
-    model's ``overlay_visuals``, the first sample with the masks ``get_instance_masks()[key]`` drawn over it."""
-    pairs = getattr(model, "overlay_visuals", {})
-    masks = model.get_instance_masks() if pairs else {}
-    out = OrderedDict()
-    for visual, key in pairs.items():
-        image = getattr(model, visual, None)
-        if image is None or key not in masks:
-            continue
-        out[f"{key}_overlay"] = overlay_masks(tensor2im(image), masks[key][0].detach().float().cpu().numpy())
-    return out
-
-
-def results_visuals(model) -> OrderedDict[str, np.ndarray]:
-    """The 12 visuals and the 4 overlays, ordered as two rows of 8: domain A's six visuals, ``real_A_overlay``,
-    ``fake_B_overlay``, then the same for B."""
-    images = OrderedDict((k, tensor2im(v)) for k, v in model.get_current_visuals().items())
-    overlays = overlay_visuals(model)
-    ordered = OrderedDict()
-    for side, other in (("A", "B"), ("B", "A")):
-        for k, v in images.items():
-            if k.startswith(f"real_{side}") or k.startswith(f"fake_{other}") or k.startswith(f"rec_{side}"):
-                ordered[k] = v
-        for k in (f"real_{side}_overlay", f"fake_{other}_overlay"):
-            if k in overlays:
-                ordered[k] = overlays[k]
-    for k, v in {**images, **overlays}.items():  # anything a model adds that the rows above do not name
-        ordered.setdefault(k, v)
-    return ordered
-
-
-def save_images(webpage: html.HTML, visuals: OrderedDict, image_path: str, aspect_ratio: float = 1.0,
-                width: int = 256, ncols: int = 8) -> None:  # fmt: skip
-    """One entry of the results page: a header with the input's name, then ``<stem>_<label>.png`` for each visual
-    (tensors ``[B, C, H, W]`` in [-1, 1], first sample, or ``[H, W, 3]`` uint8 arrays), ``ncols`` per row."""
-    stem = Path(image_path).stem
-    webpage.add_header(stem)
-    names, labels = [], []
-    for label, image in visuals.items():
-        name = f"{stem}_{label}.png"
-        save_image(tensor2im(image) if torch.is_tensor(image) else image, webpage.get_image_dir() / name, aspect_ratio)
-        names.append(name)
-        labels.append(label)
-    webpage.add_images(names, labels, names, width=width, ncols=ncols)
-
-
-def results_page(web_dir: str | Path, opt, epoch: str, options: str) -> html.HTML:
-    """test.py's page, headed by the run's name, phase and epoch, with its options folded underneath."""
-    page = html.HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {epoch}")
-    page.add_text(
-        f"Written {time.strftime('%Y-%m-%d %H:%M:%S')} from checkpoint '{epoch}' of {opt.name} "
-        f"({Path(opt.checkpoints_dir) / opt.name}); dataroot {opt.dataroot}. Each input shows its translations, "
-        "the merged masks, and the instance masks drawn over the images (*_overlay)."
-    )
-    page.add_details("options", options)
-    return page
