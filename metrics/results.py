@@ -173,7 +173,7 @@ def metrics_section(table: list[tuple[str, str, str]], notes: list[str]) -> str:
 
 
 def add_metrics_to_page(index: str | Path, section: str) -> bool:
-    """Put ``section`` on the results page: in place of an earlier one, else into the page's empty
+    """Put ``section`` on the results page: in place of an earlier one, else in place of test.py's placeholder
     ``<section id="metrics">``, else after the title. Atomic; False when the page does not exist."""
     index = Path(index)
     if not index.is_file():
@@ -182,8 +182,8 @@ def add_metrics_to_page(index: str | Path, section: str) -> bool:
     if SECTION_START in page and SECTION_END in page:
         head, rest = page.split(SECTION_START, 1)
         page = head + section + rest.split(SECTION_END, 1)[1]
-    elif '<section id="metrics"></section>' in page:
-        page = page.replace('<section id="metrics"></section>', section, 1)
+    elif re.search(r'<section id="metrics">.*?</section>', page, flags=re.S):  # test.py's placeholder
+        page = re.sub(r'<section id="metrics">.*?</section>', lambda _: section, page, count=1, flags=re.S)
     elif "</h1>" in page:
         page = page.replace("</h1>", "</h1>" + section, 1)
     else:

@@ -284,3 +284,21 @@ def test_inception_features_from_a_weights_file(tmp_path):
     torch.save({"not": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(RuntimeError, match="state_dict of torchvision's inception_v3"):
         InceptionFeatures(tmp_path / "bad.pth")
+
+
+def test_metrics_take_the_place_of_test_pys_placeholder(tmp_path):
+    from types import SimpleNamespace
+
+    from util.results_page import results_page, save_images
+
+    masks = [_rect(2, 3, 8, 8)]
+    sample = shifted_sample(0, 10, 40, masks, masks)
+    opt = SimpleNamespace(name="run", phase="test", checkpoints_dir=str(tmp_path / "ck"), dataroot="d")
+    page = results_page(tmp_path / "res", opt, "latest", "--ngf 8")
+    save_images(page, {k: v.astype(np.uint8) for k, v in sample["images"].items()}, "im0.png")
+    index = page.save()
+    assert "python evaluate.py --results_dir" in index.read_text()
+    evaluate_results(tmp_path / "res", checkpoints_dir=tmp_path / "ck", name="run")
+    text = index.read_text()
+    assert text.count('<section id="metrics">') == 1 and "python evaluate.py --results_dir" not in text
+    assert text.index("options") < text.index('id="metrics"') < text.index("im0_real_A_img.png")

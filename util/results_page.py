@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from html import escape as html_escape
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,9 @@ def results_page(web_dir: str | Path, opt, epoch: str, options: str) -> html.HTM
         "the merged masks, and the instance masks drawn over the images (*_overlay)."
     )
     page.add_details("options", options)
+    # evaluate.py puts its metrics table here (metrics/results.py); until then, how to get it.
+    page.add_raw(f'<section id="metrics"><p>Metrics: <code>python evaluate.py --results_dir {html_escape(str(web_dir))}'
+                 "</code> adds them here.</p></section>")  # fmt: skip
     return page
 
 
