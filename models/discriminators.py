@@ -1,13 +1,14 @@
-"""The set PatchGAN discriminator of InstaGAN (SPEC §1), spectral-normalized."""
+"""The set PatchGAN discriminator of InstaGAN (docs/DESIGN.md §1), spectral-normalized."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from util.distributed import any_across_ranks
 
-from .layers import add_spectral_norm, get_norm_layer, init_weights, uses_bias
+from .layers import add_spectral_norm, get_norm_layer, init_weights, successive_weights, uses_bias
 from .masks import nonempty
 
 
@@ -19,6 +20,12 @@ class NLayerSetDiscriminator(nn.Module):
     ``classifier`` (two stride-1 convolutions) sees ``[feature_img(x); Σ_i feature_seg(a_i)]`` where the sum runs
     over the non-empty masks of each sample. Every convolution is spectral-normalized. Module names and
     Sequential layouts are the 2018 code's, so its state_dicts map onto ours (see ``models.compat``).
+
+    ``D([x_1, …, x_K])`` returns ``[D(x_1), …, D(x_K)]``: the same numbers as K calls one after the other (each
+    spectral norm makes one power step per call, so call k is judged with the k-th normalized weight), computed
+    as one grouped convolution per layer: the K calls (and all instance slots of all calls in ``feature_seg``)
+    are stacked along the channels, group k with call k's weight. Instance norm acts per channel, so it is the
+    same on the stack. Far fewer, larger operations than the 2018 code's one call per image and per mask.
     """
 
     always_use_all_params = False  # set under DDP: see ResnetSetGenerator
@@ -34,6 +41,7 @@ class NLayerSetDiscriminator(nn.Module):
     ):
         super().__init__()
         self.input_nc = input_nc
+        self.grouped = norm in ("instance", "none")  # batch norm's statistics would mix the stacked calls
         self.feature_img = self._features(input_nc, ndf, n_layers, norm, spectral_norm)
         self.feature_seg = self._features(1, ndf, n_layers, norm, spectral_norm)
         self.dummy_size = 2 ** (n_layers + 1)  # the smallest input feature_seg takes (see forward)
@@ -64,9 +72,52 @@ class NLayerSetDiscriminator(nn.Module):
             ]
         return nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] < self.input_nc:
-            raise ValueError(f"NLayerSetDiscriminator expects [B, {self.input_nc} + N, H, W], got {tuple(x.shape)}")
+    def forward(self, x: torch.Tensor | list[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
+        """``x: [B, input_nc + N, H, W]`` -> ``[B, 1, h, w]``; a list of such inputs -> the list of their outputs,
+        as successive calls."""
+        xs = list(x) if isinstance(x, (list, tuple)) else [x]
+        for t in xs:
+            if t.dim() != 4 or t.shape[1] < self.input_nc:
+                raise ValueError(f"NLayerSetDiscriminator expects [B, {self.input_nc} + N, H, W], got {tuple(t.shape)}")
+        if self.grouped and not self.always_use_all_params and len({(t.shape[0], *t.shape[2:]) for t in xs}) == 1:
+            outs = self._forward_grouped(xs)
+        else:
+            outs = [self._forward_one(t) for t in xs]
+        return outs if isinstance(x, (list, tuple)) else outs[0]
+
+    @staticmethod
+    def _run_grouped(net: nn.Sequential, x: torch.Tensor, calls: int) -> torch.Tensor:
+        """``net`` applied in ``calls`` successive calls at once: ``x: [B, calls * C, H, W]`` holds call k's input
+        in channel group k; returns ``[B, calls * C', h, w]`` likewise."""
+        for layer in net:
+            if isinstance(layer, nn.Conv2d):
+                weight = successive_weights(layer, calls)  # one power step per call, in call order
+                bias = None if layer.bias is None else layer.bias.repeat(calls)
+                x = F.conv2d(x, weight, bias, layer.stride, layer.padding, layer.dilation, groups=calls)
+            elif isinstance(layer, nn.InstanceNorm2d):  # affine=False, no running statistics: per channel
+                x = F.instance_norm(x, eps=layer.eps)
+            else:  # LeakyReLU, Sigmoid, Identity: elementwise
+                x = layer(x)
+        return x
+
+    def _forward_grouped(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        calls, nc = len(xs), self.input_nc
+        feat_img = self._run_grouped(self.feature_img, torch.cat([t[:, :nc] for t in xs], 1), calls)
+        feat_img = feat_img.chunk(calls, 1)  # views: [B, C, h, w] per call
+        # feature_seg: one call per used slot of each input, in the order of the sequential calls.
+        present = [nonempty(t[:, nc:]) for t in xs]  # [B, N] per input
+        slots = [(k, i) for k, p in enumerate(present) for i in p.any(0).nonzero()[:, 0].tolist()]
+        feat_sums = [torch.zeros_like(f) for f in feat_img]
+        if slots:
+            masks = torch.cat([xs[k][:, nc + i : nc + i + 1] for k, i in slots], 1)  # [B, S, H, W]
+            feats = self._run_grouped(self.feature_seg, masks, len(slots)).chunk(len(slots), 1)
+            for (k, i), f in zip(slots, feats):  # the sequential path's sum, term by term
+                feat_sums[k] = feat_sums[k] + f * present[k][:, i, None, None, None].to(f.dtype)
+        joint = torch.cat([t for pair in zip(feat_img, feat_sums) for t in pair], 1)  # [img_k; sum_k] per call
+        return list(self._run_grouped(self.classifier, joint, calls).chunk(calls, 1))
+
+    def _forward_one(self, x: torch.Tensor) -> torch.Tensor:
+        """One call, one ``feature_seg`` call per used slot (DDP and batch norm use this path)."""
         img, segs = x[:, : self.input_nc], x[:, self.input_nc :]
         present = nonempty(segs)  # [B, N]
         used = present.any(0)  # [N]: slots holding an instance in some sample
@@ -105,7 +156,7 @@ def define_D(
     init_D: str = "pytorch",
     spectral_norm: str = "original",
 ) -> nn.Module:
-    """``init_D='pytorch'`` keeps PyTorch's default init, which is what the 2018 code effectively did (SPEC §1);
+    """``init_D='pytorch'`` keeps PyTorch's default init, what the 2018 code effectively did (docs/DESIGN.md §7);
     ``'same'`` applies ``init_type``/``init_gain`` as for the generators."""
     if netD not in DISCRIMINATORS:
         raise ValueError(f"unknown --netD {netD!r}; choose one of {sorted(DISCRIMINATORS)}")

@@ -82,6 +82,18 @@ def add_spectral_norm(module: nn.Module, kind: str = "original") -> nn.Module:
     return module
 
 
+def successive_weights(conv: nn.Module, calls: int) -> torch.Tensor:
+    """The weights that ``calls`` successive forwards of ``conv`` would use, concatenated along dim 0:
+    ``[O, I, kh, kw] -> [calls * O, I, kh, kw]``. A spectral-normalized layer makes one power step per call in
+    training, as those forwards would (same u, v, same σ, same numbers), so the calls can run as one grouped
+    convolution."""
+    if not _is_spectral_normalized(conv):
+        return conv.weight.repeat(calls, 1, 1, 1)
+    weight = conv.parametrizations.weight.original
+    normalize = conv.parametrizations.weight[0]
+    return torch.cat([normalize(weight) for _ in range(calls)])
+
+
 def _is_spectral_normalized(module: nn.Module) -> bool:
     return parametrize.is_parametrized(module, "weight")
 
