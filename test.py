@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from data import create_dataloader, create_dataset
+from data.mask_source import prepare_masks
 from metrics.results import save_instance_masks
 from models import create_model
 from options.base_options import options_text, resolve_device, save_options
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> Path:
     opt.num_threads, opt.batch_size, opt.serial_batches, opt.no_flip = 0, 1, True, True
     device = resolve_device(opt)
     seed_everything(opt.seed)
+    epoch = checkpoint_tag(opt)
+    prepare_masks(opt, device, epoch)  # --masks DIR|predict:NAME: where the masks come from (data/mask_source.py)
 
     dataset = create_dataset(opt)
     loader = create_dataloader(opt, dataset, device, seed=opt.seed)
@@ -40,7 +43,6 @@ def main(argv: list[str] | None = None) -> Path:
     if opt.eval:
         model.eval()
 
-    epoch = checkpoint_tag(opt)
     web_dir = Path(opt.results_dir) / opt.name / f"{opt.phase}_{epoch}"
     webpage = results_page(web_dir, opt, epoch, options_text(opt, parser.parser))
     total = min(opt.num_test, len(dataset))

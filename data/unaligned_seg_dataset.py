@@ -1,4 +1,4 @@
-"""Unpaired images with instance masks (``--dataset_mode unaligned_seg``, SPEC §4).
+"""Unpaired images with instance masks (``--dataset_mode unaligned_seg``, docs/DESIGN.md §4).
 
 Every problem with a file stops training with an error that names the file and the fix (``BadSampleError``),
 unless ``--skip_bad_samples`` is given: then the sample is replaced by the next readable one and the problem is
@@ -104,6 +104,9 @@ class UnalignedSegDataset(Dataset):
                     f"add images or check --dataroot/--phase. {LAYOUT_HINT}"
                 )
             seg_dir = self.root / f"{opt.phase}{d}_seg"
+            elsewhere = Path(getattr(opt, "mask_root", "") or self.root) / seg_dir.name
+            if elsewhere.is_dir():  # test.py --masks DIR or predict:... (data/mask_source.py)
+                seg_dir = elsewhere
             if not seg_dir.is_dir():
                 warnings.warn(f"mask folder {seg_dir} is missing: every image of {self.dir[d]} is read with zero "
                               f"instances. {LAYOUT_HINT}", stacklevel=2)  # fmt: skip

@@ -8,8 +8,13 @@ from .base_model import BaseModel
 from .cycle_gan_model import CycleGANModel
 from .cycle_gan_networks import PATCH_DISCRIMINATORS, RESNET_GENERATORS
 from .insta_gan_model import InstaGANModel
+from .mask_predictor_model import MaskPredictorModel
 
-MODELS: dict[str, type[BaseModel]] = {"insta_gan": InstaGANModel, "cycle_gan": CycleGANModel}
+MODELS: dict[str, type[BaseModel]] = {
+    "insta_gan": InstaGANModel,
+    "cycle_gan": CycleGANModel,
+    "mask_predictor": MaskPredictorModel,
+}
 
 # The --netG and --netD each model builds, checked when the options are parsed (models not named here check nothing).
 NETWORKS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {

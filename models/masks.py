@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-SET_ORDERS = ("decreasing", "random")
+SET_ORDERS = ("decreasing", "random", "given")
 
 
 def nonempty(masks: torch.Tensor) -> torch.Tensor:
@@ -22,13 +22,16 @@ def select_masks(masks: torch.Tensor, ins_max: int, order: str = "decreasing") -
 
     ``decreasing`` orders the instances by area, largest first (empty slots last). ``random`` takes the same
     largest ``ins_max`` instances and shuffles the non-empty ones with NumPy's global generator, as the 2018
-    code did. Missing slots (N < ins_max) are filled with empty masks.
+    code did. ``given`` keeps the slots as they come, empty ones included (scripts/translate_video.py keeps each
+    tracked instance in its slot). Missing slots (N < ins_max) are filled with empty masks.
     """
     if order not in SET_ORDERS:
         raise ValueError(f"unknown --set_order {order!r}; choose one of {SET_ORDERS}")
     b, n, h, w = masks.shape
     if n < ins_max:
         masks = torch.cat([masks, masks.new_full((b, ins_max - n, h, w), -1.0)], dim=1)
+    if order == "given":
+        return masks[:, :ins_max]
     area = (masks + 1).flatten(2).mean(-1)  # [B, N]
     # A stable sort keeps equal-area instances in file order; the 2018 code's topk left ties unspecified.
     index = torch.sort(area, dim=1, descending=True, stable=True).indices[:, :ins_max]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from data.mask_source import add_mask_source_options
+
 from .base_options import BaseOptions
 
 
@@ -19,4 +21,5 @@ class TestOptions(BaseOptions):
         add("--phase", type=str, default="test", help="data subfolders: {phase}A, {phase}B, ...")
         add("--eval", action="store_true", help="use eval mode for the networks at test time")
         add("--num_test", "--ntest", dest="num_test", type=int, default=50, help="how many test images to run")
+        add_mask_source_options(parser)  # --masks DIR|predict:NAME|predict:maskrcnn and the predictors' options
         return parser  # fmt: skip
