@@ -22,7 +22,7 @@ def _train(toy_root, tmp_path, name, *extra):
 
 
 @pytest.mark.slow
-def test_eval_freq_logs_and_plots_metrics_and_trains_the_same(toy_root, tmp_path, capsys):
+def test_eval_freq_logs_and_plots_metrics_and_trains_the_same(toy_root, tmp_path, capsys, one_thread):
     run = _train(toy_root, tmp_path, "eval", "--eval_freq", "1", "--eval_num", "2")
     out = capsys.readouterr().out
     assert "(epoch: 1) eval on 2 test images" in out and "(epoch: 2) eval on 2 test images" in out
@@ -53,8 +53,14 @@ def test_eval_freq_logs_and_plots_metrics_and_trains_the_same(toy_root, tmp_path
 
 def test_metrics_log_restart_replaces_later_epochs(tmp_path):
     log = tmp_path / "metrics_log.jsonl"
-    lines = [{"session_start": 1}, {"epoch": 1, "AtoB": {"bg_l1": 0.5}}, {"epoch": 2, "AtoB": {"bg_l1": 0.4}},
-             {"epoch": 3, "AtoB": {"bg_l1": 0.3}}, {"session_start": 3}, {"epoch": 3, "AtoB": {"bg_l1": 0.2}}]  # fmt: skip
+    lines = [
+        {"session_start": 1},
+        {"epoch": 1, "AtoB": {"bg_l1": 0.5}},
+        {"epoch": 2, "AtoB": {"bg_l1": 0.4}},
+        {"epoch": 3, "AtoB": {"bg_l1": 0.3}},
+        {"session_start": 3},
+        {"epoch": 3, "AtoB": {"bg_l1": 0.2}},
+    ]
     log.write_text("\n".join(json.dumps(item) for item in lines) + '\n{"epoch": 4, "AtoB"')  # last line cut by a crash
     entries = read_log(log)
     assert [(e["epoch"], e["AtoB"]["bg_l1"]) for e in entries] == [(1, 0.5), (2, 0.4), (3, 0.2)]

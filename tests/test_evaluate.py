@@ -147,7 +147,7 @@ def _domain(seed, blue, n):
     return images.astype(np.uint8)
 
 
-def test_classifier_separates_trivial_domains_and_is_reused(tmp_path):
+def test_classifier_separates_trivial_domains_and_is_reused(tmp_path, one_thread):
     data = tmp_path / "data"
     for d, blue in (("A", False), ("B", True)):
         for i, im in enumerate(_domain(ord(d), blue, 24)):
@@ -174,7 +174,7 @@ def test_classifier_separates_trivial_domains_and_is_reused(tmp_path):
         assert out[d]["domain_score"] == 0.0 and out[d]["classifier_acc"] == 1.0
 
 
-def test_classifier_training_is_seeded():
+def test_classifier_training_is_seeded(one_thread):
     a = torch.from_numpy(_domain(1, False, 8)).permute(0, 3, 1, 2)
     b = torch.from_numpy(_domain(2, True, 8)).permute(0, 3, 1, 2)
     net1, acc1 = train_classifier(a, b, epochs=2, seed=5)
