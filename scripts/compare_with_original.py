@@ -16,11 +16,20 @@ absolute and relative difference of
 * every tensor of G_A, G_B, D_A, D_B after the update (spectral-norm ``u``/``v`` included), and the update
   itself (``after - before``),
 * the reported losses (one-step cases) and the twelve visuals (where no step was skipped),
+* the twelve visuals of the test-time loop, ``test()``, at the initial weights (after a skipped step the
+  original's ``test()`` appends the previous step's masks again to its cycled masks, so there ``rec_*_seg`` are
+  left out),
+* the image pools' contents after the update,
 * a forward pass of G and D at the default width (ngf = ndf = 64).
 
 Cases: batch 1, ngf = ndf = 16, 1, 2 and 4 sequential steps, steps where one direction has no instance left,
-non-square images, BtoA, ``--set_order random``; each in float64 (where agreement to rounding is unambiguous)
-and float32.
+non-square images, BtoA, ``--set_order random``, ``--ins_max 8``, ``--no_lsgan``, ``--lambda_idt 0`` (ours does
+not compute the identity terms, the original's are 0), image pools that already hold 50 images (each query then
+swaps with probability 1/2); each in float64 (where agreement to rounding is unambiguous) and float32.
+
+The verdict cannot pass by accident: a NaN or inf on either side, or tensors whose shapes differ, fail their
+group whatever its tolerance (and a group whose every item is broken is still reported), and a step, output,
+loss or gradient present on one side only fails the case.
 
 Nothing of the original is copied here: its modules are imported from ``--original`` at run time, under a
 private package name so that its ``models`` and ``util`` do not clash with ours. Runtime shims, applied by
@@ -48,6 +57,7 @@ import contextlib
 import importlib
 import io
 import math
+import random
 import sys
 import types
 from argparse import Namespace
@@ -316,6 +326,8 @@ class Case:
     ngf: int = 16
     direction: str = "AtoB"
     set_order: str = "decreasing"
+    options: tuple[str, ...] = ()  # more options, e.g. ("--no_lsgan",)
+    full_pool: bool = False  # both image pools start with the same 50 images: D sees a pool past 50 images
 
 
 CASES = [
@@ -326,6 +338,12 @@ CASES = [
     Case("4 steps of 1, A3/B4 (A skips step 4)", ins_max=4, ins_per=1, n_A=3, n_B=4, h=32, w=32),
     Case("2 steps, BtoA, A3/B4", ins_max=4, ins_per=2, n_A=3, n_B=4, h=32, w=48, direction="BtoA"),
     Case("2 steps, --set_order random, A3/B4", ins_max=4, ins_per=2, n_A=3, n_B=4, h=32, w=32, set_order="random"),
+    Case("4 steps, --ins_max 8, A5/B7 (A skips step 4)", ins_max=8, ins_per=2, n_A=5, n_B=7, h=32, w=32),
+    Case("2 steps, --no_lsgan, A3/B4", ins_max=4, ins_per=2, n_A=3, n_B=4, h=32, w=32, options=("--no_lsgan",)),
+    Case(
+        "2 steps, --lambda_idt 0, A4/B3", ins_max=4, ins_per=2, n_A=4, n_B=3, h=32, w=32, options=("--lambda_idt", "0")
+    ),
+    Case("2 steps, image pools past 50, A3/B4", ins_max=4, ins_per=2, n_A=3, n_B=4, h=32, w=32, full_pool=True),
 ]
 
 
@@ -360,8 +378,21 @@ def options_for(case: Case, lr: float) -> Namespace:
     args = ["--dataroot", "unused", "--gpu_ids", "-1", "--ngf", str(case.ngf), "--ndf", str(case.ngf),
             "--ins_max", str(case.ins_max), "--ins_per", str(case.ins_per), "--pool_size", "50",
             "--lr", str(lr), "--lr_D", str(lr), "--direction", case.direction, "--set_order", case.set_order,
-            "--checkpoints_dir", "/nonexistent", "--name", "compare_with_original"]  # fmt: skip
+            "--checkpoints_dir", "/nonexistent", "--name", "compare_with_original", *case.options]  # fmt: skip
     return TrainOptions().parse(args)
+
+
+def fill_pools(ours, theirs, channels: int, h: int, w: int, seed: int, dtype: torch.dtype) -> None:
+    """Both models' image pools full (``--pool_size`` 50) with the same images, so each query swaps with
+    probability 1/2 (Python's ``random``, seeded alike before both runs)."""
+    g = torch.Generator().manual_seed(seed)
+    for name in ("fake_A_pool", "fake_B_pool"):
+        size = getattr(ours, name).pool_size
+        images = [
+            (torch.rand(1, channels, h, w, generator=g, dtype=torch.float64) * 2 - 1).to(dtype) for _ in range(size)
+        ]
+        getattr(ours, name).images = [im.clone() for im in images]
+        getattr(theirs, name).images, getattr(theirs, name).num_imgs = [im.clone() for im in images], size
 
 
 def state_of(net: torch.nn.Module, ours: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
@@ -389,29 +420,43 @@ def biases_before_instance_norm(net: torch.nn.Module) -> set[str]:
 
 @dataclass
 class Diff:
+    """The largest differences over a group of tensor pairs. A pair that cannot be compared (shapes differ) or
+    whose difference is not finite (NaN or inf on either side) makes the group ``broken``: it fails whatever the
+    tolerance, and it still counts in ``n``, so a group whose every pair is broken is reported, not dropped."""
+
     abs: float = 0.0
     rel: float = 0.0
     n: int = 0
     worst: str = ""
     items: list[tuple[str, float, float]] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)
 
     def add(self, ours: torch.Tensor | float, theirs: torch.Tensor | float, label: str) -> None:
         ours, theirs = torch.as_tensor(ours, dtype=torch.float64), torch.as_tensor(theirs, dtype=torch.float64)
+        self.n += 1
         if ours.shape != theirs.shape:
-            self.abs, self.rel, self.worst = (
-                math.inf,
-                math.inf,
-                f"{label}: shape {tuple(ours.shape)} vs {tuple(theirs.shape)}",
-            )
+            self._break(f"{label}: shape {tuple(ours.shape)} vs {tuple(theirs.shape)}")
+            return
+        if not (bool(ours.isfinite().all()) and bool(theirs.isfinite().all())):
+            bad = [name for name, t in (("ours", ours), ("original", theirs)) if not bool(t.isfinite().all())]
+            self._break(f"{label}: non-finite values in {' and '.join(bad)}")
             return
         a = (ours - theirs).abs().max().item() if ours.numel() else 0.0
         scale = theirs.abs().max().item() if theirs.numel() else 0.0
         r = a / scale if scale > 0 else (0.0 if a == 0 else math.inf)
-        self.n += 1
         self.items.append((label, a, r))
-        if r > self.rel or (r == self.rel and a > self.abs):
+        if not self.broken and (r > self.rel or (r == self.rel and a > self.abs)):
             self.worst = label
         self.abs, self.rel = max(self.abs, a), max(self.rel, r)
+
+    def _break(self, why: str) -> None:
+        self.broken.append(why)
+        self.abs = self.rel = math.inf
+        self.worst = self.broken[0]
+
+    def passes(self, tol: float | None) -> bool:
+        """Within ``tol`` (None: not judged), and nothing broken (judged even where the values are not)."""
+        return not self.broken and (tol is None or self.rel <= tol)
 
 
 def run_case(
@@ -431,22 +476,32 @@ def run_case(
             )
         before = {name: state_of(getattr(ours, f"net{name}")) for name in NETS}
         data = make_batch(case.n_A, case.n_B, case.h, case.w, slots=20, seed=seed + 1, dtype=dtype)
+        if case.full_pool:
+            fill_pools(ours, theirs, 3 + case.ins_max, case.h, case.w, seed + 2, dtype)
+
+        # test(): the sequential loop without gradients, at the initial weights (it changes no state).
+        tested = {}
+        for name, model in (("ours", ours), ("theirs", theirs)):
+            np.random.seed(seed)  # --set_order random: both shuffle with NumPy's global generator, alike
+            model.set_input(data)
+            model.test()
+            tested[name] = {v: getattr(model, v).detach().clone() for v in ours.visual_names}
 
         rec_theirs = record_original(theirs, {name: getattr(ours, f"net{name}") for name in NETS})
         rec_ours = record_ours(ours)
-        np.random.seed(seed)  # --set_order random: both shuffle with NumPy's global generator, in the same order
-        theirs.set_input(data)
-        theirs.optimize_parameters()
-        np.random.seed(seed)
-        ours.set_input(data)
-        ours.optimize_parameters()
+        for model in (theirs, ours):
+            np.random.seed(seed)
+            random.seed(seed)  # the image pools' choices, once they are full
+            model.set_input(data)
+            model.optimize_parameters()
     finally:
         torch.set_default_dtype(torch.float32)
 
     diffs = {k: Diff() for k in ("selected masks", "G outputs, step 1", "losses, step 1", "gradients, step 1",
                                  "G outputs, steps 2+", "losses, steps 2+", "gradients, steps 2+",
                                  "weights after", "update (after - before)",
-                                 "reported losses", "visuals", "visuals, steps 2+",
+                                 "reported losses", "visuals", "visuals, steps 2+", "test() visuals",
+                                 "image pools after (as steps 2+)",
                                  "~0 grads of biases before IN [info]",
                                  "those biases after [info]", "update of those biases [info]")}  # fmt: skip
     noise = {name: biases_before_instance_norm(getattr(ours, f"net{name}")) for name in NETS}
@@ -463,10 +518,12 @@ def run_case(
         else:
             notes.append(f"output {key} only in {'ours' if key in rec_ours.outputs else 'the original'}")
     for key in sorted(set(rec_ours.losses) | set(rec_theirs.losses)):
+        group = f"losses, {'step 1' if key[0] == 0 else 'steps 2+'}"
         if key in rec_ours.losses and key in rec_theirs.losses:
-            diffs[f"losses, {'step 1' if key[0] == 0 else 'steps 2+'}"].add(
-                rec_ours.losses[key], rec_theirs.losses[key], f"step {key[0] + 1} {key[1]}"
-            )
+            diffs[group].add(rec_ours.losses[key], rec_theirs.losses[key], f"step {key[0] + 1} {key[1]}")
+        elif ours.opt.lambda_idt == 0 and key[1].startswith("idt_") and key in rec_theirs.losses:
+            # With --lambda_idt 0 ours skips the identity terms; the original computes them times 0.
+            diffs[group].add(0.0, rec_theirs.losses[key], f"step {key[0] + 1} {key[1]} (ours: not computed)")
         else:
             notes.append(f"loss {key} only in {'ours' if key in rec_ours.losses else 'the original'}")
     for key in sorted(set(rec_ours.grads) | set(rec_theirs.grads)):
@@ -498,7 +555,19 @@ def run_case(
     if case.ins_max == case.ins_per:  # one step: ours (mean over steps) and the original (last step) report the same
         for name, value in ours.get_current_losses().items():
             diffs["reported losses"].add(value, theirs.get_current_losses()[name], name)
-    if all(all(r) for r in rec_theirs.ran.values()):  # the original's visuals reuse stale tensors after a skipped step
+    skipped = not all(all(r) for r in rec_theirs.ran.values())
+    for name in ours.visual_names:
+        # After a skipped step the original's test() appends the previous step's masks again to its cycled
+        # masks (ours: empty ones), so rec_*_seg differ there by design; everything else must agree.
+        if not (skipped and name.startswith("rec_") and name.endswith("_seg")):
+            diffs["test() visuals"].add(tested["ours"][name], tested["theirs"][name], name)
+    for name in ("fake_A_pool", "fake_B_pool"):  # fakes of every step, so judged as values of steps 2+ are
+        pool_ours, pool_theirs = getattr(ours, name).images, getattr(theirs, name).images
+        if len(pool_ours) != len(pool_theirs):
+            notes.append(f"{name}: {len(pool_ours)} images in ours, {len(pool_theirs)} in the original")
+        for k, (a, b) in enumerate(zip(pool_ours, pool_theirs)):
+            diffs["image pools after (as steps 2+)"].add(a, b, f"{name}[{k}]")
+    if not skipped:  # the original's visuals reuse stale tensors after a skipped step
         for name in ours.visual_names:
             diffs["visuals" if case.ins_max == case.ins_per else "visuals, steps 2+"].add(
                 getattr(ours, name), getattr(theirs, name), name
@@ -538,6 +607,36 @@ def forward_check(
     return diffs
 
 
+HEADER = f"{'case':<44} {'dtype':<8} {'quantity':<37} {'n':>4} {'max abs':>10} {'max rel':>10}  worst (largest rel)"
+
+
+def judge(
+    label: str,
+    dtype: torch.dtype,
+    diffs: dict[str, Diff],
+    tolerances: dict[str, float | None],
+    notes: list[str] = (),
+    verbose: bool = False,
+) -> tuple[bool, list[str]]:
+    """The verdict on one case: True when every group passes its tolerance (None: not judged) with nothing broken
+    and there are no ``notes`` (structural mismatches: steps, outputs or losses on one side only). Returns it with
+    the report's lines, those that fail marked ``<-- FAIL``."""
+    ok, lines, dname = not notes, [], str(dtype).replace("torch.", "")
+    for quantity, d in diffs.items():
+        tol = tolerances[quantity]
+        passed = d.passes(tol)
+        ok &= passed
+        lines.append(
+            f"{label:<44.44} {dname:<8} {quantity:<37.37} {d.n:>4} {d.abs:>10.3e} {d.rel:>10.3e}  "
+            f"{d.worst}{'' if passed else '  <-- FAIL'}"
+        )
+        lines += [f"    {why}" for why in d.broken[1:]]
+        if verbose and tol is not None:
+            lines += [f"    {item}: abs {a:.3e} rel {r:.3e}" for item, a, r in d.items if r > tol]
+    lines += [f"{label:<44.44} {dname:<8} NOTE: {note}  <-- FAIL" for note in notes]
+    return ok, lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -564,40 +663,28 @@ def main(argv: list[str] | None = None) -> int:
     dtypes = [torch.float64, torch.float32] if args.dtype == "both" else [getattr(torch, args.dtype)]
     picked = [CASES[int(i) - 1] for i in args.cases.split(",") if i] if args.cases else CASES
     ok = True
-    header = f"{'case':<44} {'dtype':<8} {'quantity':<37} {'n':>4} {'max abs':>10} {'max rel':>10}  worst (largest rel)"
-    print(header)
-    print("-" * len(header))
+    print(HEADER)
+    print("-" * len(HEADER))
     for dtype in dtypes:
-        dname = str(dtype).replace("torch.", "")
         runs = [(case, False) for case in picked] + ([(case, True) for case in picked] if args.adam04 else [])
         for case, adam04 in runs:
             diffs, notes = run_case(case, original, dtype, adam04)
             label = f"{case.name} {case.h}x{case.w}" + (" [orig: Adam 0.4]" if adam04 else "")
-            for quantity, d in diffs.items():
-                tol = None if adam04 else tolerance(dtype, quantity)
-                flag = "" if tol is None or d.rel <= tol else "  <-- FAIL"
-                ok &= bool(tol is None or d.rel <= tol)
-                print(
-                    f"{label:<44.44} {dname:<8} {quantity:<37.37} {d.n:>4} {d.abs:>10.3e} {d.rel:>10.3e}  "
-                    f"{d.worst}{flag}"
-                )
-                if args.verbose and tol is not None:
-                    for item_label, a, r in d.items:
-                        if r > tol:
-                            print(f"    {item_label}: abs {a:.3e} rel {r:.3e}")
-            for note in notes:
-                ok &= adam04
-                print(f"{label:<44.44} {dname:<8} NOTE: {note}")
+            # The Adam-0.4 runs are informative: nothing in them is judged, their notes are printed as they are.
+            tols = dict.fromkeys(diffs) if adam04 else {q: tolerance(dtype, q) for q in diffs}
+            passed, lines = judge(label, dtype, diffs, tols, [] if adam04 else notes, args.verbose)
+            ok &= passed
+            if adam04:
+                lines += [f"{label:<44.44} {str(dtype).replace('torch.', ''):<8} NOTE: {note}" for note in notes]
+            print("\n".join(lines))
         if not args.no_forward64:
-            for quantity, d in forward_check(original, dtype).items():
-                tol = tolerance(dtype, "default")
-                flag = "" if d.rel <= tol else "  <-- FAIL"
-                ok &= d.rel <= tol
-                print(
-                    f"{'forward, 64x64, 3 of 4 slots':<44} {dname:<8} {quantity:<37.37} {d.n:>4} {d.abs:>10.3e} "
-                    f"{d.rel:>10.3e}  {d.worst}{flag}"
-                )
-    print("-" * len(header))
+            diffs = forward_check(original, dtype)
+            passed, lines = judge(
+                "forward, 64x64, 3 of 4 slots", dtype, diffs, dict.fromkeys(diffs, tolerance(dtype, "default"))
+            )
+            ok &= passed
+            print("\n".join(lines))
+    print("-" * len(HEADER))
     print("PASS: ours matches the original within the tolerances" if ok else "FAIL: see the lines marked FAIL")
     return 0 if ok else 1
 
