@@ -1,6 +1,6 @@
 """Check a dataset in the InstaGAN layout before training: ``python -m data.check --dataroot D [--phase train]``.
 
-Layout (SPEC §4): ``D/{phase}A``, ``D/{phase}B`` hold images; ``D/{phase}A_seg``, ``D/{phase}B_seg`` hold one mask
+Layout (docs/DESIGN.md §4): ``D/{phase}A`` and ``B`` hold images; ``D/{phase}A_seg``, ``D/{phase}B_seg`` hold one mask
 per instance, named ``<image stem>_<k>.<ext>``. Masks are read as the loader reads them (``convert("L")``): a pixel
 above 127 is on the instance. Soft, anti-aliased masks are valid (the original's datasets are full of them).
 

@@ -1,6 +1,6 @@
 """Finding images and their instance masks on disk.
 
-Layout (SPEC §4): ``dataroot/{phase}A`` holds images, ``dataroot/{phase}A_seg`` their instance masks, one file per
+Layout (docs/DESIGN.md §4): ``dataroot/{phase}A`` holds images, ``{phase}A_seg`` their instance masks, one file per
 instance, named ``<image stem>_<k>.<ext>`` with k = 0, 1, ...  Masks are matched to images by stem, never by
 string replacement on the path (the 2018 code replaced every letter 'A' in the whole path).
 """

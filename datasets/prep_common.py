@@ -1,7 +1,7 @@
 """Shared helpers of the dataset generators (COCO, CCP, MHP): output folders, resume, skip-and-report, summary.
 
 Every generator turns a list of source items into ``<save_root>/{phase}{domain}/<stem>.png`` images and
-``<save_root>/{phase}{domain}_seg/<stem>_<k>.png`` masks (8-bit L, 255 on the instance, 0 elsewhere; SPEC §4).
+``<save_root>/{phase}{domain}_seg/<stem>_<k>.png`` masks (8-bit L, 255 on the instance, 0 elsewhere; docs/DESIGN.md §4).
 
 - One bad source file never aborts a run: the exception is caught, the item is skipped, and the summary names
   the file and the reason.

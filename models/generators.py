@@ -1,4 +1,4 @@
-"""The set generator of InstaGAN (SPEC §1): an image and a set of instance masks in, both translated out."""
+"""The set generator of InstaGAN (docs/DESIGN.md §1): an image and a set of instance masks in, both translated out."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def resnet_decoder(out_nc: int, ngf: int, norm_layer, use_bias: bool, n_up: int 
 
 
 class ResnetSetGenerator(nn.Module):
-    """InstaGAN's generator (SPEC §1). Input ``[B, input_nc + N, H, W]``: the image, then N instance slots.
+    """InstaGAN's generator (docs/DESIGN.md §1). Input ``[B, input_nc + N, H, W]``: the image, then N instance slots.
 
     Output ``[B, output_nc + N, H, W]`` in [-1, 1]: the translated image, then one translated mask per slot; an
     empty slot (all -1) is passed through unchanged. H and W must be multiples of 4.

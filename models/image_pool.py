@@ -8,7 +8,7 @@ import torch
 
 
 class ImagePool:
-    """Holds up to ``pool_size`` earlier fakes (image and mask channels together, SPEC §3).
+    """Holds up to ``pool_size`` earlier fakes (image and mask channels together, docs/DESIGN.md §3).
 
     ``query`` returns, for each sample, either the sample itself or, with probability 1/2 once the pool is full,
     a stored older one (which the sample replaces). Python's ``random`` draws the choices, as in CycleGAN.

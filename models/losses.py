@@ -1,4 +1,4 @@
-"""Losses of InstaGAN (SPEC §2). Each returns a scalar tensor; the model does backward and step.
+"""Losses of InstaGAN (docs/DESIGN.md §2). Each returns a scalar tensor; the model does backward and step.
 
 Every loss takes an optional per-sample ``weight: [B]``. The loss is the mean over each sample's elements, then
 ``Σ_b weight_b · loss_b / B``: samples with weight 0 (an empty instance group at this step) contribute nothing,

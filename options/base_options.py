@@ -1,6 +1,6 @@
 """Command-line options shared by training and testing.
 
-Flag names and defaults are the 2018 InstaGAN code's (SPEC §5), so its README commands run unchanged; the newer
+Flag names and defaults are the 2018 code's (docs/DESIGN.md §5), so its README commands run unchanged; the newer
 CycleGAN spellings are accepted as aliases. ``parse(args=[...])`` has no side effects: it neither prints, nor
 writes files, nor touches CUDA. ``save_options`` writes the resolved options as text and JSON.
 """

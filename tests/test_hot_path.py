@@ -2,7 +2,7 @@
 
 The networks encode all non-empty masks of a batch in one ``encoder_seg`` call, sum them per sample with
 ``index_add`` and decode them in one ``decoder_seg`` call. The reference below loops over samples and instances
-exactly as SPEC §1 states the formulas. Losses and gradients must agree to float32 noise.
+exactly as docs/DESIGN.md §1 states the formulas. Losses and gradients must agree to float32 noise.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from models.generators import ResnetSetGenerator, define_G
 
 
 def reference_G(G: ResnetSetGenerator, x: torch.Tensor) -> torch.Tensor:
-    """SPEC §1, one sample and one instance at a time."""
+    """docs/DESIGN.md §1, one sample and one instance at a time."""
     nc, outs = G.input_nc, []
     for b in range(x.shape[0]):
         img, segs = x[b : b + 1, :nc], x[b : b + 1, nc:]
