@@ -78,3 +78,36 @@ def test_predictor_trains_on_the_toy_data_to_iou_08(tmp_path_factory):
     assert metrics["A"]["images"] == 16 and metrics["B"]["images"] == 16
     assert metrics["A"]["iou"] >= 0.8 and metrics["B"]["iou"] >= 0.8, metrics
     assert "mask IoU A" in page.read_text()
+
+
+def test_predictor_trained_at_another_size_resizes_and_bad_runs_are_clear_errors(tmp_path):
+    """A predictor trained at 32x32 predicts a 40x56 image at 32x32 and returns masks at 40x56."""
+    import numpy as np
+    from masks_helpers import save_untrained_instagan
+    from PIL import Image
+
+    from models import create_model
+    from models.predictors import UNetPredictor
+    from options.base_options import save_options
+    from options.train_options import TrainOptions
+
+    parser = TrainOptions()
+    opt = parser.parse(["--model", "mask_predictor", "--dataroot", str(tmp_path), "--name", "m", "--checkpoints_dir",
+                        str(tmp_path), "--fineSizeH", "32", "--fineSizeW", "32", "--loadSizeH", "32", "--loadSizeW",
+                        "32", "--ngf", "4", "--gpu_ids", "-1"])  # fmt: skip
+    model = create_model(opt)
+    torch.nn.init.constant_(model.netS_A.body.up[1].bias, 5.0)  # everything foreground: one instance
+    model.save_networks("latest")
+    save_options(opt, parser.parser, "train")
+    predictor = UNetPredictor("m", tmp_path, min_area=1)
+    assert predictor.train_size == (32, 32)
+    seen = []
+    hook = predictor.model.netS_A.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape[-2:])))
+    masks = predictor(Image.fromarray(np.zeros((40, 56, 3), np.uint8)), "A")
+    hook.remove()
+    assert seen == [(32, 32)] and len(masks) == 1 and masks[0].shape == (40, 56) and masks[0].all()
+    with pytest.raises(FileNotFoundError, match="train.py --model mask_predictor"):
+        UNetPredictor("missing", tmp_path)
+    save_untrained_instagan(tmp_path, "gan")
+    with pytest.raises(ValueError, match="not a mask_predictor"):
+        UNetPredictor("gan", tmp_path)
