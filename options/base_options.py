@@ -112,6 +112,10 @@ class BaseOptions:
             help="discriminator: set (--model insta_gan); basic (3 layers) or n_layers (--n_layers_D), for "
             "--model cycle_gan, whose default is basic")
         add("--n_layers_D", type=int, default=3, help="stride-2 layers of the PatchGAN discriminator")
+        add("--translation", type=str, default="sequential", choices=("sequential", "onestep"),
+            help="--model insta_gan: sequential, --ins_per instances per step (the paper's sequential mini-batch "
+            "translation); onestep, all --ins_max instances in one step, i.e. --ins_per = --ins_max (the paper's "
+            "Fig. 10 ablation), in training and at test")
         add("--norm", type=str, default="instance", choices=sorted(NORM_LAYERS), help="normalization layer")
         add("--init_type", type=str, default="normal", choices=INIT_TYPES, help="network initialization")
         add("--init_gain", type=float, default=0.02, help="scale for normal, xavier and orthogonal init")
@@ -166,6 +170,11 @@ class BaseOptions:
             if allowed and getattr(opt, flag) not in allowed:
                 parser.error(f"argument --{flag}: invalid choice for --model {opt.model}: {getattr(opt, flag)!r} "
                              f"(choose from {', '.join(allowed)})")  # fmt: skip
+        if opt.translation == "onestep" and hasattr(opt, "ins_per"):  # all --ins_max instances in one step (Fig. 10)
+            if opt.ins_per not in (parser.get_default("ins_per"), opt.ins_max):
+                parser.error(f"--translation onestep translates all --ins_max ({opt.ins_max}) instances in one step: "
+                             f"drop --ins_per {opt.ins_per}, or use --translation sequential")  # fmt: skip
+            opt.ins_per = opt.ins_max
         ins_max, ins_per = getattr(opt, "ins_max", 1), getattr(opt, "ins_per", 1)
         if ins_per < 1 or ins_max < ins_per or ins_max % ins_per:
             parser.error(f"--ins_max ({ins_max}) must be a positive multiple of --ins_per ({ins_per})")

@@ -21,6 +21,8 @@ from models.layers import count_parameters
 
 # Tiny networks and images (a 2-layer D, 6 residual blocks of 16 channels): an iteration takes a fraction of a second.
 CYCLE_GAN = "--model cycle_gan --netD n_layers --netG resnet_6blocks".split()
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: fastest on one thread
+
 NETS = [*TINY_NETS, *CYCLE_GAN]
 RUN = [*TINY, *CYCLE_GAN]
 
