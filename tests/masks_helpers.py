@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import shutil
 from pathlib import Path
 
@@ -45,14 +44,21 @@ def images_only(root: Path, dest: Path, phase: str = "test") -> Path:
     return dest
 
 
-@functools.lru_cache(maxsize=1)
-def trained_predictor(root: str) -> tuple[Path, Path, str]:
-    """Train a mask predictor on a toy dataset made under ``root`` once per test session:
+def trained_predictor(tmp_path_factory) -> tuple[Path, Path, str]:
+    """A mask predictor trained on a toy dataset, once per test session (the tests that use it share it):
     ``(dataroot, checkpoints_dir, name)``."""
+    if not _TRAINED:
+        _TRAINED.append(_train_predictor(tmp_path_factory.mktemp("masks")))
+    return _TRAINED[0]
+
+
+_TRAINED: list[tuple[Path, Path, str]] = []
+
+
+def _train_predictor(root: Path) -> tuple[Path, Path, str]:
     import train
     from datasets.make_toy_dataset import main as make_toy
 
-    root = Path(root)
     data = root / "toy"
     make_toy(["--save_root", str(data), "--size", "48", "--n_train", "200", "--n_test", "16", "--seed", "3"])
     ckpt = root / "checkpoints"

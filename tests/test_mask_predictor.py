@@ -67,7 +67,7 @@ def test_predictor_trains_on_the_toy_data_to_iou_08(tmp_path_factory):
     """train.py --model mask_predictor on the toy data, then test.py: IoU >= 0.8 against the real test masks."""
     import test as test_script
 
-    data, ckpt, name = trained_predictor(str(tmp_path_factory.mktemp("masks")))
+    data, ckpt, name = trained_predictor(tmp_path_factory)
     for net in ("S_A", "S_B"):
         assert (ckpt / name / f"latest_net_{net}.pth").is_file() and (ckpt / name / f"10_net_{net}.pth").is_file()
     results = ckpt.parent / "results"

@@ -95,7 +95,7 @@ def test_test_py_predicts_masks_for_images_without_any(toy_root, tmp_path):
 
 @pytest.mark.slow
 def test_predict_masks_with_a_trained_predictor(tmp_path_factory, tmp_path):
-    data, ckpt, name = trained_predictor(str(tmp_path_factory.mktemp("masks")))
+    data, ckpt, name = trained_predictor(tmp_path_factory)
     root = images_only(data, tmp_path / "photos")
     summary = predict_masks.main(["--dataroot", str(root), "--predictor", name, "--checkpoints_dir", str(ckpt),
                                   "--quiet"])  # fmt: skip
