@@ -74,6 +74,7 @@ class Direction:
     fake: torch.Tensor | None = None  # (y'_m, b'_m) = G(x_m, a_m)
     rec: torch.Tensor | None = None  # G_back(y'_m, b'_m)
     fake_mul: torch.Tensor | None = None  # (y'_m, b'_1 … b'_m, empty slots): [B, C + ins_max, H, W], D's input
+    idt: torch.Tensor | None = None  # G_back(x_m, a_m) for the identity loss, when computed with the other passes
     active: torch.Tensor | None = None  # [B] bool, on the CPU: sample b has an instance in a_m
     weight: torch.Tensor | None = None  # [B] float on the device: ``active`` as each sample's loss weight
 
@@ -91,14 +92,22 @@ class Direction:
 
     def translate(self, m: int, G: nn.Module, G_back: nn.Module) -> None:
         """Step m: (x_m, a_m) → (y'_m, b'_m) = G(x_m, a_m) and the cycle G_back(y'_m, b'_m), with gradients."""
+        if self.prepare(m):
+            fake = G(self.real)
+            self.translated(m, fake, G_back(fake))
+
+    def prepare(self, m: int) -> bool:
+        """Step m's input (x_m, a_m); returns whether the step runs."""
         self.group = self.segs[:, m * self.ins_per : (m + 1) * self.ins_per]
         self.ran = bool(self.runs[m])
-        if not self.ran:
-            self.real = self.fake = self.rec = self.fake_mul = self.active = self.weight = None
-            return
-        self.real = torch.cat([self.x, self.group], dim=1)
-        self.fake = G(self.real)
-        self.rec = G_back(self.fake)
+        self.real = self.fake = self.rec = self.fake_mul = self.active = self.weight = self.idt = None
+        if self.ran:
+            self.real = torch.cat([self.x, self.group], dim=1)
+        return self.ran
+
+    def translated(self, m: int, fake: torch.Tensor, rec: torch.Tensor) -> None:
+        """Step m's outputs: ``fake`` = G(x_m, a_m), ``rec`` = G_back(fake)."""
+        self.fake, self.rec = fake, rec
         b, n, h, w = self.segs.shape
         later = self.segs.new_full((b, n - (m + 1) * self.ins_per, h, w), -1.0)  # slots of the steps to come
         self.fake_mul = torch.cat([self.fake_img, *self.fake_segs, self.fake_seg, later], dim=1)
@@ -216,6 +225,9 @@ class InstaGANModel(BaseModel):
         n_blocks = getattr(opt, "n_blocks", 9)  # option files written before --n_blocks existed
         self.netG_A = define_G(opt.input_nc, opt.output_nc, *g_args, n_blocks=n_blocks).to(device)
         self.netG_B = define_G(opt.output_nc, opt.input_nc, *g_args, n_blocks=n_blocks).to(device)
+        # Several inputs of one generator in one call (forward): per-sample networks only (batch norm would mix the
+        # samples' statistics, dropout would draw its masks in another order).
+        self.batch_generators = opt.norm != "batch" and opt.no_dropout
         for name in self.loss_names:
             setattr(self, f"loss_{name}", 0.0)
         self.amp_dtype = AMP_DTYPES[getattr(opt, "amp", "none")]
@@ -241,8 +253,10 @@ class InstaGANModel(BaseModel):
         self.criterionGAN = GANLoss("vanilla" if opt.no_lsgan else "lsgan")
         g_params = list(self.netG_A.parameters()) + list(self.netG_B.parameters())
         d_params = list(self.netD_A.parameters()) + list(self.netD_B.parameters())
-        self.optimizer_G = torch.optim.Adam(g_params, lr=opt.lr, betas=(opt.beta1, 0.999))
-        self.optimizer_D = torch.optim.Adam(d_params, lr=opt.lr_D, betas=(opt.beta1, 0.999))
+        # fused: one kernel per step instead of a dozen passes per parameter; the same update to rounding.
+        fused = device.type in ("cpu", "cuda")
+        self.optimizer_G = torch.optim.Adam(g_params, lr=opt.lr, betas=(opt.beta1, 0.999), fused=fused)
+        self.optimizer_D = torch.optim.Adam(d_params, lr=opt.lr_D, betas=(opt.beta1, 0.999), fused=fused)
         self.optimizers = [self.optimizer_G, self.optimizer_D]
         # Loss scaling for float16 (a no-op otherwise: scale() returns the loss, step() is optimizer.step()).
         fp16 = self.amp_dtype == torch.float16
@@ -311,8 +325,23 @@ class InstaGANModel(BaseModel):
         A→B with G_A, cycled back by G_B; B→A with G_B, cycled back by G_A. ``set_input`` (or ``start``) begins the
         loop; ``advance`` ends each step."""
         with self._autocast():
-            self.A.translate(m, self.netG_A, self.netG_B)
-            self.B.translate(m, self.netG_B, self.netG_A)
+            A, B = self.A, self.B
+            if not (self.batch_generators and A.runs[m] and B.runs[m] and A.segs.shape == B.segs.shape):
+                A.translate(m, self.netG_A, self.netG_B)
+                B.translate(m, self.netG_B, self.netG_A)
+                return
+            # The six generator passes of a training step (four without identity) as three batched calls: the
+            # generator works per sample, so each output is the one of its own call (docs/PERFORMANCE.md).
+            A.prepare(m)
+            B.prepare(m)
+            idt = self.isTrain and torch.is_grad_enabled() and self.opt.lambda_idt > 0
+            n = A.real.shape[0]
+            out = self.netG_A(torch.cat([A.real, B.real]) if idt else A.real)  # y'_m of A→B; identity of B→A
+            A_fake, B.idt = out[:n], (out[n:] if idt else None)
+            out = self.netG_B(torch.cat([B.real, A.real, A_fake] if idt else [B.real, A_fake]))
+            B_fake, A.idt, A_rec = out[:n], (out[n : 2 * n] if idt else None), out[-n:]
+            A.translated(m, A_fake, A_rec)
+            B.translated(m, B_fake, self.netG_A(B_fake))
 
     def start(self) -> None:
         """Begin the sequential loop of the current batch (x_1 = the real images)."""
@@ -366,7 +395,8 @@ class InstaGANModel(BaseModel):
             losses[f"G_{d.name}"] = self.criterionGAN(unwrap(D)(d.fake_mul), True, w)
             losses[f"cyc_{d.name}"] = l1_loss(d.rec, d.real, w) * lam
             if opt.lambda_idt > 0:  # G_back should leave an input of its own output domain as it is
-                losses[idt_name] = l1_loss(G_back(d.real), d.real.detach(), w) * lam * opt.lambda_idt
+                idt = d.idt if d.idt is not None else G_back(d.real)
+                losses[idt_name] = l1_loss(idt, d.real.detach(), w) * lam * opt.lambda_idt
             losses[f"ctx_{d.name}"] = context_loss(d.x, d.fake_img, d.group, d.fake_seg, w) * (lam * opt.lambda_ctx)
         return losses
 
@@ -378,17 +408,24 @@ class InstaGANModel(BaseModel):
             if not d.ran:
                 continue
             fake = pool.query(d.fake_mul, keep=d.active)  # detached
-            loss_real = self.criterionGAN(D(d.target), True, d.weight)
-            loss_fake = self.criterionGAN(D(fake), False, d.weight)
+            pred_real, pred_fake = D([d.target, fake])  # two successive calls, computed together
+            loss_real = self.criterionGAN(pred_real, True, d.weight)
+            loss_fake = self.criterionGAN(pred_fake, False, d.weight)
             losses[f"D_{d.name}"] = (loss_real + loss_fake) * 0.5
         return losses
 
     def _update(self, optimizer, scaler, losses: dict[str, torch.Tensor], m: int) -> None:
-        """One optimizer step on the sum of ``losses``. Zeroed, not freed, gradients (``set_to_none=False``): a
-        network whose loss is absent in a step is still moved by Adam's momentum, as in the 2018 code."""
+        """One optimizer step on the sum of ``losses``. Every parameter gets a gradient, zero where its loss is
+        absent in a step: such a network is still moved by Adam's momentum, as in the 2018 code."""
         self.check_finite(losses, m)  # --skip_nonfinite: stop before a NaN reaches the weights
-        optimizer.zero_grad(set_to_none=False)
+        # Freed, then the gradients absent after backward set to zero: the same values as zeroing first, without
+        # a fill and an accumulation per parameter.
+        optimizer.zero_grad(set_to_none=True)
         scaler.scale(sum(losses.values())).backward()
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
         scaler.step(optimizer)
         scaler.update()
 
