@@ -44,9 +44,15 @@ def run_options(checkpoints_dir: str | Path, name: str) -> dict:
     return {}
 
 
-def evaluate_results(results_dir: str | Path, dataroot: str | Path | None = None, checkpoints_dir: str | Path =
-                     "./checkpoints", name: str | None = None, device: str = "cpu",
-                     inception_weights: str | Path | None = None, log=print) -> dict:  # fmt: skip
+def evaluate_results(
+    results_dir: str | Path,
+    dataroot: str | Path | None = None,
+    checkpoints_dir: str | Path = "./checkpoints",
+    name: str | None = None,
+    device: str = "cpu",
+    inception_weights: str | Path | None = None,
+    log=print,
+) -> dict:
     """Metrics of a results folder: ``{"AtoB": {...}, "BtoA": {...}}`` with the keys of ``metrics.evaluator.KEYS``,
     None where a metric cannot be computed (no masks, no dataroot for the classifier, no Inception weights).
 
@@ -61,8 +67,10 @@ def evaluate_results(results_dir: str | Path, dataroot: str | Path | None = None
 
     classifier = None
     if dataroot is None:
-        notes.append(f"domain score skipped: no --dataroot given and no {Path(checkpoints_dir) / name}/test_opt.json "
-                     "to read it from")  # fmt: skip
+        notes.append(
+            f"domain score skipped: no --dataroot given and no {Path(checkpoints_dir) / name}/test_opt.json "
+            "to read it from"
+        )
     else:
         path = Path(checkpoints_dir) / name / "domain_classifier.pth"
         classifier = load_or_train(path, dataroot, folder.image_size(), device=device, seed=0, log=log)
@@ -75,8 +83,10 @@ def evaluate_results(results_dir: str | Path, dataroot: str | Path | None = None
         inception = InceptionFeatures(weights).to(device)
 
     if not folder.instance_masks:
-        notes.append(f"no instance masks in {folder.mask_dir} (written by test.py since it saves them): background "
-                     "and instance errors use the merged masks, and the mask changes are not measured")  # fmt: skip
+        notes.append(
+            f"no instance masks in {folder.mask_dir} (written by test.py since it saves them): background "
+            "and instance errors use the merged masks, and the mask changes are not measured"
+        )
     evaluator = Evaluator(classifier, inception, swap_domains=options.get("direction") == "BtoA")
     with torch.no_grad():
         for visuals, masks in folder.batches():
@@ -87,8 +97,14 @@ def evaluate_results(results_dir: str | Path, dataroot: str | Path | None = None
     for note in notes:
         log(note)
     log(format_table(metrics))
-    record = {"results_dir": str(folder.root), "name": name, "dataroot": None if dataroot is None else str(dataroot),
-              "inception_weights": None if weights is None else str(weights), "notes": notes, **metrics}  # fmt: skip
+    record = {
+        "results_dir": str(folder.root),
+        "name": name,
+        "dataroot": None if dataroot is None else str(dataroot),
+        "inception_weights": None if weights is None else str(weights),
+        "notes": notes,
+        **metrics,
+    }
     atomic_write_text(folder.root / "metrics.json", dumps(record, indent=2) + "\n")
     if add_metrics_to_page(folder.root / "index.html", metrics_section(table_rows(metrics), notes)):
         log(f"metrics added to {folder.root / 'index.html'}")
@@ -97,21 +113,32 @@ def evaluate_results(results_dir: str | Path, dataroot: str | Path | None = None
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--results_dir", required=True, help="the folder test.py wrote: results/<name>/<phase>_<epoch>")
-    parser.add_argument("--dataroot", default=None, help="the dataset (for the domain classifier's train A/B images); "
-                        "default: the run's checkpoints/<name>/test_opt.json")  # fmt: skip
-    parser.add_argument("--checkpoints_dir", default="./checkpoints", help="where the run's options and the domain "
-                        "classifier are kept")  # fmt: skip
+    parser.add_argument(
+        "--dataroot",
+        default=None,
+        help="the dataset (for the domain classifier's train A/B images); "
+        "default: the run's checkpoints/<name>/test_opt.json",
+    )
+    parser.add_argument(
+        "--checkpoints_dir", default="./checkpoints", help="where the run's options and the domain classifier are kept"
+    )
     parser.add_argument("--name", default=None, help="the run's name; default: the results folder's parent")
-    parser.add_argument("--inception_weights", default=None, help="torchvision's inception_v3 ImageNet state_dict "
-                        "for FID/KID; default: torch's cache, when the file is there")  # fmt: skip
+    parser.add_argument(
+        "--inception_weights",
+        default=None,
+        help="torchvision's inception_v3 ImageNet state_dict "
+        "for FID/KID; default: torch's cache, when the file is there",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:<n>")
     args = parser.parse_args(argv)
     try:
-        return evaluate_results(args.results_dir, args.dataroot, args.checkpoints_dir, args.name, args.device,
-                                args.inception_weights)  # fmt: skip
+        return evaluate_results(
+            args.results_dir, args.dataroot, args.checkpoints_dir, args.name, args.device, args.inception_weights
+        )
     except (FileNotFoundError, RuntimeError, ValueError) as e:
         raise SystemExit(f"evaluate.py: {e}") from None
 

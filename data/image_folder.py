@@ -12,8 +12,16 @@ from collections import defaultdict
 from pathlib import Path
 
 IMG_EXTENSIONS = (
-    ".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp",
-)  # fmt: skip
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".ppm",
+    ".bmp",
+    ".pgm",
+    ".tif",
+    ".tiff",
+    ".webp",
+)
 
 _MASK_NAME = re.compile(r"^(?P<stem>.+)_(?P<k>\d+)$")
 

@@ -83,8 +83,16 @@ def refuse_overwrite(folders: list[tuple[Path, Path]]) -> None:
         )
 
 
-def predict_folder(predictor, image_dir: Path, seg_dir: Path, domain: str, *, skip_existing: bool = False,
-                   max_images: float = float("inf"), quiet: bool = False) -> dict:  # fmt: skip
+def predict_folder(
+    predictor,
+    image_dir: Path,
+    seg_dir: Path,
+    domain: str,
+    *,
+    skip_existing: bool = False,
+    max_images: float = float("inf"),
+    quiet: bool = False,
+) -> dict:
     """Predict the masks of every image of ``image_dir`` (domain ``'A'`` or ``'B'``) into ``seg_dir``.
 
     Existing masks of an image are replaced (its stale extra ones removed) unless ``skip_existing``; callers check
@@ -93,8 +101,14 @@ def predict_folder(predictor, image_dir: Path, seg_dir: Path, domain: str, *, sk
     """
     images = make_dataset(image_dir, max_images)
     existing = existing_masks(image_dir, seg_dir)
-    stats = {"folder": str(seg_dir), "images": 0, "instances": 0, "without_instances": 0, "skipped_existing": 0,
-             "unreadable": []}  # fmt: skip
+    stats = {
+        "folder": str(seg_dir),
+        "images": 0,
+        "instances": 0,
+        "without_instances": 0,
+        "skipped_existing": 0,
+        "unreadable": [],
+    }
     progress = Progress(images, desc=f"{image_dir.name} masks", disable=quiet)
     for path in progress:
         if skip_existing and path.stem in existing:
@@ -104,8 +118,9 @@ def predict_folder(predictor, image_dir: Path, seg_dir: Path, domain: str, *, sk
             with Image.open(path) as im:
                 image = im.convert("RGB")
         except Exception as e:  # any decoding failure: skip this image, name it
-            warnings.warn(f"cannot read image {path} ({type(e).__name__}: {e}): no masks predicted for it",
-                          stacklevel=2)  # fmt: skip
+            warnings.warn(
+                f"cannot read image {path} ({type(e).__name__}: {e}): no masks predicted for it", stacklevel=2
+            )
             stats["unreadable"].append(str(path))
             continue
         masks = predictor(image, domain)
@@ -119,8 +134,10 @@ def predict_folder(predictor, image_dir: Path, seg_dir: Path, domain: str, *, sk
 
 def format_stats(stats: dict) -> str:
     mean = stats["instances"] / stats["images"] if stats["images"] else 0.0
-    line = (f"{stats['folder']}: {stats['images']} images, {stats['instances']} instances ({mean:.2f} per image), "
-            f"{stats['without_instances']} without any")  # fmt: skip
+    line = (
+        f"{stats['folder']}: {stats['images']} images, {stats['instances']} instances ({mean:.2f} per image), "
+        f"{stats['without_instances']} without any"
+    )
     if stats["skipped_existing"]:
         line += f", {stats['skipped_existing']} kept their existing masks"
     if stats["unreadable"]:

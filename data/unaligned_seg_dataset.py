@@ -108,8 +108,11 @@ class UnalignedSegDataset(Dataset):
             if elsewhere.is_dir():  # test.py --masks DIR or predict:... (data/mask_source.py)
                 seg_dir = elsewhere
             if not seg_dir.is_dir():
-                warnings.warn(f"mask folder {seg_dir} is missing: every image of {self.dir[d]} is read with zero "
-                              f"instances. {LAYOUT_HINT}", stacklevel=2)  # fmt: skip
+                warnings.warn(
+                    f"mask folder {seg_dir} is missing: every image of {self.dir[d]} is read with zero "
+                    f"instances. {LAYOUT_HINT}",
+                    stacklevel=2,
+                )
             self.masks[d] = index_masks(seg_dir)
             if not getattr(opt, "ignore_extra_masks", False):
                 self._check_mask_counts(d, seg_dir)
@@ -208,16 +211,19 @@ class UnalignedSegDataset(Dataset):
                 continue
             sample["bad"] = "\n".join(problems)
             return sample
-        raise RuntimeError(f"--skip_bad_samples: no sample of {self.root} (phase {self.opt.phase}) can be read; "
-                           f"first problem: {problems[0]}")  # fmt: skip
+        raise RuntimeError(
+            f"--skip_bad_samples: no sample of {self.root} (phase {self.opt.phase}) can be read; "
+            f"first problem: {problems[0]}"
+        )
 
 
 def _open(path: Path, what: str) -> Image.Image:
     """Open and fully decode an image file, with an error naming the file when it cannot be read."""
     try:
         if path.stat().st_size == 0:
-            raise BadSampleError(f"{what} {path} is an empty (zero-byte) file; replace or delete it ({CHECK_HINT}), "
-                                 f"{SKIP_HINT}")  # fmt: skip
+            raise BadSampleError(
+                f"{what} {path} is an empty (zero-byte) file; replace or delete it ({CHECK_HINT}), {SKIP_HINT}"
+            )
         with Image.open(path) as im:
             im.load()
             return im.copy()
@@ -235,8 +241,10 @@ def to_rgb(image: Image.Image, path: Path) -> Image.Image:
     try:
         return image.convert("RGB")
     except (ValueError, OSError) as e:
-        raise BadSampleError(f"image {path} has mode {image.mode}, which cannot be converted to RGB ({e}); save it "
-                             f"as an 8-bit RGB or grayscale PNG/JPEG, {SKIP_HINT}") from e  # fmt: skip
+        raise BadSampleError(
+            f"image {path} has mode {image.mode}, which cannot be converted to RGB ({e}); save it "
+            f"as an 8-bit RGB or grayscale PNG/JPEG, {SKIP_HINT}"
+        ) from e
 
 
 def to_gray_mask(mask: Image.Image, path: Path) -> Image.Image:

@@ -44,10 +44,26 @@ from prep_common import (  # noqa: E402
 
 # LV-MHP-v1 label indices.
 CATEGORIES = {
-    "background": 0, "hat": 1, "hair": 2, "sunglass": 3, "upper-clothes": 4, "skirt": 5, "pants": 6, "dress": 7,
-    "belt": 8, "left-shoe": 9, "right-shoe": 10, "face": 11, "left-leg": 12, "right-leg": 13, "left-arm": 14,
-    "right-arm": 15, "bag": 16, "scarf": 17, "torso-skin": 18,
-}  # fmt: skip
+    "background": 0,
+    "hat": 1,
+    "hair": 2,
+    "sunglass": 3,
+    "upper-clothes": 4,
+    "skirt": 5,
+    "pants": 6,
+    "dress": 7,
+    "belt": 8,
+    "left-shoe": 9,
+    "right-shoe": 10,
+    "face": 11,
+    "left-leg": 12,
+    "right-leg": 13,
+    "left-arm": 14,
+    "right-arm": 15,
+    "bag": 16,
+    "scarf": 17,
+    "torso-skin": 18,
+}
 
 PHASES = ("train", "test")
 REASON_LANDSCAPE = "landscape"

@@ -64,8 +64,10 @@ def load_images(paths: list[Path], size: tuple[int, int]) -> torch.Tensor:
             with Image.open(path) as im:
                 im = im.convert("RGB").resize((size[1], size[0]), Image.BICUBIC)
         except OSError as e:
-            raise RuntimeError(f"domain classifier: cannot read training image {path} ({e}); replace or delete it "
-                               "(python -m data.check --dataroot <dataroot> lists every such file)") from e  # fmt: skip
+            raise RuntimeError(
+                f"domain classifier: cannot read training image {path} ({e}); replace or delete it "
+                "(python -m data.check --dataroot <dataroot> lists every such file)"
+            ) from e
         out[i] = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
     return out
 
@@ -85,8 +87,10 @@ def training_files(dataroot: str | Path, seed: int) -> tuple[list[Path], list[Pa
     for d in "AB":
         folder = root / f"train{d}"
         if not folder.is_dir():
-            raise FileNotFoundError(f"domain classifier: {folder} is missing; it trains on the dataset's train A and "
-                                    "train B images: pass --dataroot of the run's dataset")  # fmt: skip
+            raise FileNotFoundError(
+                f"domain classifier: {folder} is missing; it trains on the dataset's train A and "
+                "train B images: pass --dataroot of the run's dataset"
+            )
         paths = make_dataset(folder)
         with_masks = index_masks(root / f"train{d}_seg")
         if with_masks:
@@ -157,8 +161,14 @@ def train_classifier(
     return net, correct / len(data)
 
 
-def load_or_train(path: str | Path, dataroot: str | Path, size: tuple[int, int], device: str | torch.device = "cpu",
-                  seed: int = 0, log=print) -> DomainClassifier:  # fmt: skip
+def load_or_train(
+    path: str | Path,
+    dataroot: str | Path,
+    size: tuple[int, int],
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    log=print,
+) -> DomainClassifier:
     """The classifier kept at ``path`` when it was trained on the same images at the same ``size`` (H, W) with this
     recipe; otherwise one trained now and saved there (atomically)."""
     path = Path(path)
@@ -170,16 +180,29 @@ def load_or_train(path: str | Path, dataroot: str | Path, size: tuple[int, int],
             if all(kept.get(k) == v for k, v in wanted.items()):
                 net = DomainClassifier()
                 net.load_state_dict(kept["state_dict"])
-                log(f"domain classifier: {path} (trained on {kept['num_a']} + {kept['num_b']} images at "
-                    f"{size[0]}x{size[1]}, training accuracy {kept['train_acc']:.3f})")  # fmt: skip
+                log(
+                    f"domain classifier: {path} (trained on {kept['num_a']} + {kept['num_b']} images at "
+                    f"{size[0]}x{size[1]}, training accuracy {kept['train_acc']:.3f})"
+                )
                 return net.to(device).eval()
             log(f"domain classifier: {path} was trained on other images or at another size; training a new one")
         except Exception as e:  # a damaged file is replaced, never trusted
             log(f"domain classifier: cannot read {path} ({type(e).__name__}: {e}); training a new one")
     images_a, images_b = load_images(files_a, size), load_images(files_b, size)
     net, acc = train_classifier(images_a, images_b, seed=seed, device=device)
-    atomic_torch_save({**wanted, "state_dict": net.cpu().state_dict(), "dataroot": str(Path(dataroot).resolve()),
-                       "num_a": len(files_a), "num_b": len(files_b), "train_acc": acc}, path)  # fmt: skip
-    log(f"domain classifier: trained on {len(files_a)} + {len(files_b)} images of {dataroot} at {size[0]}x{size[1]} "
-        f"(training accuracy {acc:.3f}); saved to {path}")  # fmt: skip
+    atomic_torch_save(
+        {
+            **wanted,
+            "state_dict": net.cpu().state_dict(),
+            "dataroot": str(Path(dataroot).resolve()),
+            "num_a": len(files_a),
+            "num_b": len(files_b),
+            "train_acc": acc,
+        },
+        path,
+    )
+    log(
+        f"domain classifier: trained on {len(files_a)} + {len(files_b)} images of {dataroot} at {size[0]}x{size[1]} "
+        f"(training accuracy {acc:.3f}); saved to {path}"
+    )
     return net.to(device).eval()

@@ -21,14 +21,30 @@ from .inception import fid, kid
 from .pixels import MaskChange, RegionError, union
 
 DIRECTIONS = {"AtoB": ("A", "B"), "BtoA": ("B", "A")}
-KEYS = ("bg_l1", "bg_psnr", "fg_l1", "fg_psnr", "mask_iou", "area_change", "aspect_change", "extent_change",
-        "domain_score", "classifier_acc", "fid", "kid", "kid_std", "num_images", "num_instances",
-        "domain_images")  # fmt: skip
+KEYS = (
+    "bg_l1",
+    "bg_psnr",
+    "fg_l1",
+    "fg_psnr",
+    "mask_iou",
+    "area_change",
+    "aspect_change",
+    "extent_change",
+    "domain_score",
+    "classifier_acc",
+    "fid",
+    "kid",
+    "kid_std",
+    "num_images",
+    "num_instances",
+    "domain_images",
+)
 
 
 class Evaluator:
-    def __init__(self, classifier=None, inception=None, swap_domains: bool = False, kid_subsets: int = 100,
-                 seed: int = 0):  # fmt: skip
+    def __init__(
+        self, classifier=None, inception=None, swap_domains: bool = False, kid_subsets: int = 100, seed: int = 0
+    ):
         """``classifier``: a ``DomainClassifier`` (None: no domain score); ``inception``: an ``InceptionFeatures``
         (None: no FID/KID); ``swap_domains``: the model's A is the classifier's B (a ``--direction BtoA`` run)."""
         self.classifier, self.inception = classifier, inception
@@ -58,8 +74,9 @@ class Evaluator:
         verdict = self.classifier.predict_b(images)
         return ~verdict if self.swap else verdict
 
-    def add(self, visuals: dict[str, torch.Tensor], masks: dict[str, torch.Tensor] | None = None,
-            instances: bool = True) -> None:  # fmt: skip
+    def add(
+        self, visuals: dict[str, torch.Tensor], masks: dict[str, torch.Tensor] | None = None, instances: bool = True
+    ) -> None:
         """One batch: ``visuals`` name -> ``[B, 3, H, W]`` in [-1, 1]; ``masks`` key -> ``[B, K, H, W]`` in [-1, 1],
         slot-aligned. ``instances=False``: the masks are merged ones (one slot), good for the regions only."""
         masks = masks or {}
@@ -68,8 +85,9 @@ class Evaluator:
             if real is None or fake is None:
                 continue
             if real.shape != fake.shape:
-                raise ValueError(f"{d}: real_{src}_img {tuple(real.shape)} and fake_{dst}_img {tuple(fake.shape)} "
-                                 "differ in shape")  # fmt: skip
+                raise ValueError(
+                    f"{d}: real_{src}_img {tuple(real.shape)} and fake_{dst}_img {tuple(fake.shape)} differ in shape"
+                )
             m_in, m_out = masks.get(f"real_{src}"), masks.get(f"fake_{dst}")
             for m, key in ((m_in, f"real_{src}"), (m_out, f"fake_{dst}")):
                 if m is not None and (m.shape[0] != real.shape[0] or m.shape[2:] != real.shape[2:]):

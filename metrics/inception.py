@@ -112,8 +112,9 @@ def _poly_mmd(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return within - 2 * k_xy.sum() / m**2
 
 
-def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int = 100, subset_size: int = 1000,
-        seed: int = 0) -> tuple[float, float]:  # fmt: skip
+def kid(
+    real: torch.Tensor, fake: torch.Tensor, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """Kernel Inception Distance: the mean and (population) std of the MMD² over ``subsets`` random subsets of
     ``min(subset_size, N_real, N_fake)`` features each, drawn from a generator seeded with ``seed``."""
     size = min(subset_size, real.shape[0], fake.shape[0])

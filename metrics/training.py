@@ -43,8 +43,16 @@ CHARTS = (
     ("shape", "mask change (translated - input)", "change", ("area_change", "aspect_change", "extent_change")),
     ("fid", "FID", "FID", ("fid",)),
 )
-SHORT = {"bg_l1": "bg L1", "fg_l1": "inst L1", "domain_score": "domain", "mask_iou": "IoU", "area_change": "area",
-         "aspect_change": "aspect", "extent_change": "extent", "fid": "FID"}  # fmt: skip
+SHORT = {
+    "bg_l1": "bg L1",
+    "fg_l1": "inst L1",
+    "domain_score": "domain",
+    "mask_iou": "IoU",
+    "area_change": "area",
+    "aspect_change": "aspect",
+    "extent_change": "extent",
+    "fid": "FID",
+}
 
 
 def add_options(parser) -> None:
@@ -86,8 +94,16 @@ def chart_svgs(entries: list[dict], name: str) -> dict[str, str]:
                 if any(v is not None for v in values):
                     series[f"{d} {SHORT[key]}"] = [math.nan if v is None else float(v) for v in values]
         if series:
-            out[stem] = render_svg(x, series, f"{name}: {title}", width=620, height=280, svg_id=f"metrics_{stem}",
-                                   ylabel=ylabel, empty_text="no evaluation yet")  # fmt: skip
+            out[stem] = render_svg(
+                x,
+                series,
+                f"{name}: {title}",
+                width=620,
+                height=280,
+                svg_id=f"metrics_{stem}",
+                ylabel=ylabel,
+                empty_text="no evaluation yet",
+            )
     return out
 
 
@@ -119,8 +135,9 @@ class EpochEvaluator:
         opt = self.opt
         try:
             size = (opt.fineSizeH, opt.fineSizeW)
-            self.classifier = load_or_train(self.dir / "domain_classifier.pth", opt.dataroot, size, self.device,
-                                            log=self.log)  # fmt: skip
+            self.classifier = load_or_train(
+                self.dir / "domain_classifier.pth", opt.dataroot, size, self.device, log=self.log
+            )
         except FileNotFoundError as e:
             self.log(f"--eval_freq: no domain score ({e})")
         weights = find_weights()
@@ -167,10 +184,14 @@ class EpochEvaluator:
         with open(self.log_path, "a") as f:
             f.write(dumps(entry) + "\n")
         a, b = metrics["AtoB"], metrics["BtoA"]
-        self.log(f"(epoch: {epoch}) eval on {a['num_images']} {self.opt.eval_phase} images in "
-                 f"{time.perf_counter() - start:.1f} s: " + "; ".join(
-                     f"{d} bg L1 {_f(m['bg_l1'])} domain {_f(m['domain_score'])} IoU {_f(m['mask_iou'])}"
-                     for d, m in (("AtoB", a), ("BtoA", b))))  # fmt: skip
+        self.log(
+            f"(epoch: {epoch}) eval on {a['num_images']} {self.opt.eval_phase} images in "
+            f"{time.perf_counter() - start:.1f} s: "
+            + "; ".join(
+                f"{d} bg L1 {_f(m['bg_l1'])} domain {_f(m['domain_score'])} IoU {_f(m['mask_iou'])}"
+                for d, m in (("AtoB", a), ("BtoA", b))
+            )
+        )
         self._show(read_log(self.log_path), epoch)
         return metrics
 

@@ -30,8 +30,15 @@ class ResnetGenerator(nn.Module):
     7x7 conv, two stride-2 convs, ``n_blocks`` ResNet blocks at 4ngf, two transposed convs, 7x7 conv, tanh.
     """
 
-    def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "instance",
-                 use_dropout: bool = False, n_blocks: int = 9):  # fmt: skip
+    def __init__(
+        self,
+        input_nc: int = 3,
+        output_nc: int = 3,
+        ngf: int = 64,
+        norm: str = "instance",
+        use_dropout: bool = False,
+        n_blocks: int = 9,
+    ):
         super().__init__()
         if n_blocks < 0:
             raise ValueError(f"--n_blocks must be 0 or more, got {n_blocks}")
@@ -55,8 +62,15 @@ class NLayerDiscriminator(nn.Module):
     a stride-1 conv to one channel; LeakyReLU 0.2; a sigmoid at the end only with ``use_sigmoid`` (``--no_lsgan``).
     """
 
-    def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance",
-                 use_sigmoid: bool = False, spectral_norm: str = "none"):  # fmt: skip
+    def __init__(
+        self,
+        input_nc: int = 3,
+        ndf: int = 64,
+        n_layers: int = 3,
+        norm: str = "instance",
+        use_sigmoid: bool = False,
+        spectral_norm: str = "none",
+    ):
         super().__init__()
         if spectral_norm not in D_SPECTRAL_NORMS:
             raise ValueError(f"unknown --spectral_norm {spectral_norm!r}; choose one of {D_SPECTRAL_NORMS}")
@@ -87,23 +101,41 @@ class NLayerDiscriminator(nn.Module):
         return self.model(x)
 
 
-def define_resnet_G(input_nc: int, output_nc: int, ngf: int, netG: str = "resnet_9blocks", norm: str = "instance",
-                    use_dropout: bool = False, init_type: str = "normal", init_gain: float = 0.02,
-                    n_blocks: int = 9) -> nn.Module:  # fmt: skip
+def define_resnet_G(
+    input_nc: int,
+    output_nc: int,
+    ngf: int,
+    netG: str = "resnet_9blocks",
+    norm: str = "instance",
+    use_dropout: bool = False,
+    init_type: str = "normal",
+    init_gain: float = 0.02,
+    n_blocks: int = 9,
+) -> nn.Module:
     """``netG``: ``resnet_9blocks``, ``resnet_6blocks`` or ``basic`` (``n_blocks`` blocks)."""
     if netG not in RESNET_GENERATORS:
         raise ValueError(f"--model cycle_gan: unknown --netG {netG!r}; choose one of {sorted(RESNET_GENERATORS)}")
     blocks = RESNET_GENERATORS[netG]
     if blocks is not None and n_blocks not in (9, blocks):  # 9 is --n_blocks's default: not a request
-        raise ValueError(f"--n_blocks {n_blocks} contradicts --netG {netG} ({blocks} blocks); use --netG basic "
-                         f"--n_blocks {n_blocks} for another number of blocks")  # fmt: skip
+        raise ValueError(
+            f"--n_blocks {n_blocks} contradicts --netG {netG} ({blocks} blocks); use --netG basic "
+            f"--n_blocks {n_blocks} for another number of blocks"
+        )
     net = ResnetGenerator(input_nc, output_nc, ngf, norm, use_dropout, n_blocks if blocks is None else blocks)
     return init_weights(net, init_type, init_gain)
 
 
-def define_patch_D(input_nc: int, ndf: int, netD: str = "basic", n_layers_D: int = 3, norm: str = "instance",
-                   use_sigmoid: bool = False, init_type: str = "normal", init_gain: float = 0.02,
-                   spectral_norm: str = "none") -> nn.Module:  # fmt: skip
+def define_patch_D(
+    input_nc: int,
+    ndf: int,
+    netD: str = "basic",
+    n_layers_D: int = 3,
+    norm: str = "instance",
+    use_sigmoid: bool = False,
+    init_type: str = "normal",
+    init_gain: float = 0.02,
+    spectral_norm: str = "none",
+) -> nn.Module:
     """``netD``: ``basic`` (3 layers) or ``n_layers`` (``n_layers_D``). Initialized like the generators, as in
     CycleGAN (its D had no wrapper hiding the weights from the initializer)."""
     if netD not in PATCH_DISCRIMINATORS:

@@ -27,8 +27,7 @@ import torch.nn.functional as F
 def _neighbour_max(labels: torch.Tensor) -> torch.Tensor:
     """``[H, W]`` → the maximum over each pixel and its 4 neighbours (zero padding)."""
     padded = F.pad(labels[None, None].float(), (1, 1, 1, 1))[0, 0]
-    stack = torch.stack([padded[1:-1, 1:-1], padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2],
-                         padded[1:-1, 2:]])  # fmt: skip
+    stack = torch.stack([padded[1:-1, 1:-1], padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]])
     return stack.amax(0).to(labels.dtype)
 
 
@@ -67,8 +66,9 @@ def grow_seeds(seeds: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
         labels = grown
 
 
-def split_instances(union: torch.Tensor, core: torch.Tensor | None = None, min_area: int = 16,
-                    min_seed_area: int | None = None) -> list[torch.Tensor]:  # fmt: skip
+def split_instances(
+    union: torch.Tensor, core: torch.Tensor | None = None, min_area: int = 16, min_seed_area: int | None = None
+) -> list[torch.Tensor]:
     """Bool ``union [H, W]`` (and ``core [H, W]``, see the module docstring) → instance masks, each bool
     ``[H, W]``, disjoint, largest first; instances under ``min_area`` pixels dropped."""
     union = union.bool()

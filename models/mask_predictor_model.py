@@ -62,8 +62,12 @@ class MaskPredictorModel(BaseModel):
     @staticmethod
     def modify_commandline_options(parser, is_train: bool = True):
         parser.set_defaults(ngf=32)  # small enough to train on the CPU; pix2pix used 64
-        parser.add_argument("--unet_downs", type=int, default=3, help="mask predictor: U-Net levels (halvings); "
-                            "pix2pix used 8 for 256x256 images")  # fmt: skip
+        parser.add_argument(
+            "--unet_downs",
+            type=int,
+            default=3,
+            help="mask predictor: U-Net levels (halvings); pix2pix used 8 for 256x256 images",
+        )
         parser.add_argument(
             "--erode",
             type=int,
@@ -80,8 +84,18 @@ class MaskPredictorModel(BaseModel):
     def __init__(self, opt, device: torch.device):
         super().__init__(opt, device)
         self.loss_names = ["S_A", "S_B"]
-        self.visual_names = ["real_A_img", "real_A_seg", "pred_A_seg", "real_A_inst", "pred_A_inst",
-                             "real_B_img", "real_B_seg", "pred_B_seg", "real_B_inst", "pred_B_inst"]  # fmt: skip
+        self.visual_names = [
+            "real_A_img",
+            "real_A_seg",
+            "pred_A_seg",
+            "real_A_inst",
+            "pred_A_inst",
+            "real_B_img",
+            "real_B_seg",
+            "pred_B_seg",
+            "real_B_inst",
+            "pred_B_inst",
+        ]
         self.model_names = ["S_A", "S_B"]
         self.overlay_visuals: dict[str, str] = {}  # its own instance maps are visuals (real_A_inst, pred_A_inst)
         self.use_core = opt.erode > 0
@@ -97,9 +111,9 @@ class MaskPredictorModel(BaseModel):
         if self.isTrain:
             params = list(self.netS_A.parameters()) + list(self.netS_B.parameters())
             self.optimizers = [torch.optim.Adam(params, lr=opt.lr, betas=(opt.beta1, 0.999))]
-        self.scores: dict[str, dict[str, float]] = {d: {"inter": 0, "union": 0, "images": 0, "ious": 0.0,
-                                                        "instances": 0, "found": 0, "best": 0.0}
-                                                    for d in "AB"}  # fmt: skip
+        self.scores: dict[str, dict[str, float]] = {
+            d: {"inter": 0, "union": 0, "images": 0, "ious": 0.0, "instances": 0, "found": 0, "best": 0.0} for d in "AB"
+        }
 
     # ------------------------------------------------------------------ input and targets
 
@@ -134,8 +148,9 @@ class MaskPredictorModel(BaseModel):
         weight = torch.tensor([1.0, self.opt.lambda_core], device=self.device)[: self.logits_A.shape[1]]
         losses = {}
         for d in "AB":
-            bce = F.binary_cross_entropy_with_logits(getattr(self, f"logits_{d}"), getattr(self, f"target_{d}"),
-                                                     reduction="none").mean((0, 2, 3))  # fmt: skip
+            bce = F.binary_cross_entropy_with_logits(
+                getattr(self, f"logits_{d}"), getattr(self, f"target_{d}"), reduction="none"
+            ).mean((0, 2, 3))
             prob, target = torch.sigmoid(getattr(self, f"logits_{d}")), getattr(self, f"target_{d}")
             dice = 1 - (2 * (prob * target).sum((2, 3)) + 1) / (prob.sum((2, 3)) + target.sum((2, 3)) + 1)
             losses[f"S_{d}"] = (bce * weight).sum() + self.opt.lambda_dice * (dice.mean(0) * weight).sum()
@@ -156,8 +171,9 @@ class MaskPredictorModel(BaseModel):
             for d in "AB":
                 shape = getattr(self, f"real_{d}_img").shape[-2:]
                 setattr(self, f"real_{d}_inst", label_image(self._instances(getattr(self, f"inst_{d}")[0]), shape))
-                setattr(self, f"pred_{d}_inst", label_image(self.split(getattr(self, f"logits_{d}")[:1].detach())[0],
-                                                            shape))  # fmt: skip
+                setattr(
+                    self, f"pred_{d}_inst", label_image(self.split(getattr(self, f"logits_{d}")[:1].detach())[0], shape)
+                )
         return super().get_current_visuals()
 
     # ------------------------------------------------------------------ prediction
@@ -263,9 +279,11 @@ class MaskPredictorModel(BaseModel):
 
         lines = []
         for d, m in metrics.items():
-            lines.append(f"mask IoU {d}: {fmt(m['iou'])} (union, pooled over {m['images']} images; mean per image "
-                         f"{fmt(m['mean_image_iou'])}); instances: best-match IoU {fmt(m['instance_iou'])}, "
-                         f"{fmt(m['instances_found'])} of {m['instances']} found at IoU >= 0.5")  # fmt: skip
+            lines.append(
+                f"mask IoU {d}: {fmt(m['iou'])} (union, pooled over {m['images']} images; mean per image "
+                f"{fmt(m['mean_image_iou'])}); instances: best-match IoU {fmt(m['instance_iou'])}, "
+                f"{fmt(m['instances_found'])} of {m['instances']} found at IoU >= 0.5"
+            )
         if web_dir is not None:
             atomic_write_text(Path(web_dir) / "mask_iou.json", json.dumps(metrics, indent=2) + "\n")
         return "\n".join(lines)

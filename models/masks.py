@@ -38,9 +38,11 @@ def select_masks(masks: torch.Tensor, ins_max: int, order: str = "decreasing") -
     if order == "random":
         count = (area > 0).sum(1).clamp(max=ins_max).tolist()
         index = torch.stack(
-            [idx[torch.from_numpy(np.concatenate([np.random.permutation(k), np.arange(k, ins_max)]))]
-             for idx, k in zip(index, count)]
-        )  # fmt: skip
+            [
+                idx[torch.from_numpy(np.concatenate([np.random.permutation(k), np.arange(k, ins_max)]))]
+                for idx, k in zip(index, count)
+            ]
+        )
     return torch.gather(masks, 1, index[:, :, None, None].expand(-1, -1, h, w))
 
 

@@ -37,10 +37,18 @@ def add_predictor_options(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     """The options of both predictors (test.py, scripts/predict_masks.py, scripts/translate_video.py)."""
     add = parser.add_argument
     add("--predictor_epoch", default="latest", help="mask predictor: the checkpoint of its run to load")
-    add("--classes", default="", help="maskrcnn: COCO categories, domain A then B, e.g. sheep,giraffe (person+dog: "
-        "several in a domain; one entry: both domains; all: every category)")  # fmt: skip
-    add("--weights", default="", help="maskrcnn: weights file (default: torchvision's cache, downloaded there once "
-        "when online); 'random': untrained, for tests of the plumbing only")  # fmt: skip
+    add(
+        "--classes",
+        default="",
+        help="maskrcnn: COCO categories, domain A then B, e.g. sheep,giraffe (person+dog: "
+        "several in a domain; one entry: both domains; all: every category)",
+    )
+    add(
+        "--weights",
+        default="",
+        help="maskrcnn: weights file (default: torchvision's cache, downloaded there once "
+        "when online); 'random': untrained, for tests of the plumbing only",
+    )
     add("--score_thresh", type=float, default=0.5, help="maskrcnn: keep detections scoring at least this")
     add("--mask_thresh", type=float, default=0.5, help="maskrcnn: a pixel is on the instance above this probability")
     add("--maskrcnn_size", type=int, default=800, help="maskrcnn: images are resized to this shorter side inside it")
@@ -53,8 +61,16 @@ def build_predictor(name: str, opt, device: torch.device | str = "cpu"):
     """``maskrcnn`` or the name of a mask_predictor run (see the module docstring); ``opt`` holds the options of
     ``add_predictor_options`` and ``checkpoints_dir``."""
     if name == MASKRCNN:
-        return MaskRCNNPredictor(parse_classes(opt.classes), opt.weights, device, opt.score_thresh, opt.mask_thresh,
-                                 opt.min_area, opt.maskrcnn_size, opt.maskrcnn_detections)  # fmt: skip
+        return MaskRCNNPredictor(
+            parse_classes(opt.classes),
+            opt.weights,
+            device,
+            opt.score_thresh,
+            opt.mask_thresh,
+            opt.min_area,
+            opt.maskrcnn_size,
+            opt.maskrcnn_detections,
+        )
     return UNetPredictor(name, opt.checkpoints_dir, opt.predictor_epoch, device, opt.min_area)
 
 
@@ -66,8 +82,14 @@ def to_tensor(image: Image.Image) -> torch.Tensor:
 class UNetPredictor:
     """A trained ``--model mask_predictor`` run; ``predictor(image, "A")`` uses S_A, ``"B"`` S_B."""
 
-    def __init__(self, name: str, checkpoints_dir: str | Path = "./checkpoints", epoch: str = "latest",
-                 device: torch.device | str = "cpu", min_area: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        checkpoints_dir: str | Path = "./checkpoints",
+        epoch: str = "latest",
+        device: torch.device | str = "cpu",
+        min_area: int | None = None,
+    ):
         folder = Path(checkpoints_dir) / name
         options = folder / "train_opt.json"
         if not options.is_file():
@@ -78,8 +100,10 @@ class UNetPredictor:
             )
         saved = json.loads(options.read_text())
         if saved.get("model") != "mask_predictor":
-            raise ValueError(f"{folder} holds a --model {saved.get('model')} run, not a mask_predictor; train one "
-                             f"with python train.py --model mask_predictor --name <name> ...")  # fmt: skip
+            raise ValueError(
+                f"{folder} holds a --model {saved.get('model')} run, not a mask_predictor; train one "
+                f"with python train.py --model mask_predictor --name <name> ..."
+            )
         opt = argparse.Namespace(**saved)
         opt.isTrain, opt.checkpoints_dir, opt.name = False, str(checkpoints_dir), name
         opt.min_area = DEFAULT_MIN_AREA if min_area is None else min_area
@@ -123,24 +147,38 @@ class MaskRCNNPredictor:
     as InstaGAN's masks are the visible part of each instance.
     """
 
-    def __init__(self, classes: dict[str, list[str]], weights: str = "", device: torch.device | str = "cpu",
-                 score_thresh: float = 0.5, mask_thresh: float = 0.5, min_area: int = DEFAULT_MIN_AREA,
-                 min_size: int = 800, detections: int = 100):  # fmt: skip
+    def __init__(
+        self,
+        classes: dict[str, list[str]],
+        weights: str = "",
+        device: torch.device | str = "cpu",
+        score_thresh: float = 0.5,
+        mask_thresh: float = 0.5,
+        min_area: int = DEFAULT_MIN_AREA,
+        min_size: int = 800,
+        detections: int = 100,
+    ):
         from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights, maskrcnn_resnet50_fpn
 
         meta = MaskRCNN_ResNet50_FPN_Weights.COCO_V1
         categories = meta.meta["categories"]
         self.name = MASKRCNN
         every = set(range(1, len(categories))) - {i for i, c in enumerate(categories) if c == "N/A"}
-        self.class_ids = {d: every if names == ["all"] else {categories.index(n) for n in names}
-                          for d, names in classes.items()}  # fmt: skip
+        self.class_ids = {
+            d: every if names == ["all"] else {categories.index(n) for n in names} for d, names in classes.items()
+        }
         self.score_thresh, self.mask_thresh, self.min_area = score_thresh, mask_thresh, min_area
         self.device = torch.device(device)
         # Score filtering happens here, per domain; torchvision's own threshold is only a floor for speed.
-        net = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=len(categories),
-                                    box_score_thresh=min(score_thresh, 0.05), min_size=min_size,
-                                    max_size=max(min_size, round(min_size * 1333 / 800)),
-                                    box_detections_per_img=detections)  # fmt: skip
+        net = maskrcnn_resnet50_fpn(
+            weights=None,
+            weights_backbone=None,
+            num_classes=len(categories),
+            box_score_thresh=min(score_thresh, 0.05),
+            min_size=min_size,
+            max_size=max(min_size, round(min_size * 1333 / 800)),
+            box_detections_per_img=detections,
+        )
         if weights != "random":
             net.load_state_dict(self._state_dict(weights, meta))
         self.net = net.to(self.device).eval()
@@ -150,8 +188,10 @@ class MaskRCNNPredictor:
         if weights:
             path = Path(weights)
             if not path.is_file():
-                raise FileNotFoundError(f"--weights {path} not found; pass the Mask R-CNN weights file "
-                                        f"({Path(meta.url).name}, see docs/MASKS.md)")  # fmt: skip
+                raise FileNotFoundError(
+                    f"--weights {path} not found; pass the Mask R-CNN weights file "
+                    f"({Path(meta.url).name}, see docs/MASKS.md)"
+                )
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as e:
@@ -172,8 +212,11 @@ class MaskRCNNPredictor:
     def __call__(self, image: Image.Image, domain: str) -> list[np.ndarray]:
         x = TF.to_tensor(image.convert("RGB")).to(self.device)
         out = self.net([x])[0]
-        keep = [i for i, (label, score) in enumerate(zip(out["labels"].tolist(), out["scores"].tolist()))
-                if label in self.class_ids[domain] and score >= self.score_thresh]  # fmt: skip
+        keep = [
+            i
+            for i, (label, score) in enumerate(zip(out["labels"].tolist(), out["scores"].tolist()))
+            if label in self.class_ids[domain] and score >= self.score_thresh
+        ]
         keep.sort(key=lambda i: -float(out["scores"][i]))
         taken = np.zeros((image.height, image.width), dtype=bool)
         masks = []

@@ -18,12 +18,28 @@ from util.loss_plot import COLORS
 from .predictors import to_tensor
 
 # Options of a run that shape its networks and images: taken from its train_opt.json unless given on the command line.
-RUN_OPTIONS = ("ngf", "netG", "norm", "input_nc", "output_nc", "no_dropout", "n_blocks", "init_type", "fineSizeH",
-               "fineSizeW", "ins_per")  # fmt: skip
+RUN_OPTIONS = (
+    "ngf",
+    "netG",
+    "norm",
+    "input_nc",
+    "output_nc",
+    "no_dropout",
+    "n_blocks",
+    "init_type",
+    "fineSizeH",
+    "fineSizeW",
+    "ins_per",
+)
 
 
-def load_translation_model(name: str, dataroot: str, checkpoints_dir: str = "./checkpoints", extra: list[str] = (),
-                           set_order: str | None = None):  # fmt: skip
+def load_translation_model(
+    name: str,
+    dataroot: str,
+    checkpoints_dir: str = "./checkpoints",
+    extra: list[str] = (),
+    set_order: str | None = None,
+):
     """``(opt, model, device)``: the run ``name`` built with test.py's options ``extra`` (``["--ins_max", "8"]``),
     its weights loaded; ``set_order`` overrides ``--set_order`` (``"given"``: the caller's slots as they are)."""
     from options.base_options import resolve_device
@@ -32,8 +48,9 @@ def load_translation_model(name: str, dataroot: str, checkpoints_dir: str = "./c
     from . import create_model
 
     extra = list(extra)
-    opt = TestOptions().parse(["--dataroot", str(dataroot), "--name", name, "--checkpoints_dir", str(checkpoints_dir),
-                               *extra])  # fmt: skip
+    opt = TestOptions().parse(
+        ["--dataroot", str(dataroot), "--name", name, "--checkpoints_dir", str(checkpoints_dir), *extra]
+    )
     saved_path = Path(checkpoints_dir) / name / "train_opt.json"
     if saved_path.is_file():
         saved = json.loads(saved_path.read_text())

@@ -22,8 +22,16 @@ from .layers import get_norm_layer, init_weights, uses_bias
 class _Level(nn.Module):
     """One resolution level: down, the inner levels (or nothing), up; returns ``cat(x, up(...))``."""
 
-    def __init__(self, outer: int, inner: int, sub: nn.Module | None, norm: str, outermost: bool = False,
-                 in_channels: int | None = None, out_channels: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        outer: int,
+        inner: int,
+        sub: nn.Module | None,
+        norm: str,
+        outermost: bool = False,
+        in_channels: int | None = None,
+        out_channels: int | None = None,
+    ):
         super().__init__()
         norm_layer, bias = get_norm_layer(norm), uses_bias(norm)
         innermost = sub is None
@@ -50,8 +58,9 @@ class UNet(nn.Module):
     ``train_size`` ([2]: height, width; 0 until set) is the image size of the training data.
     """
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 2, ngf: int = 16, downs: int = 4,
-                 norm: str = "instance"):  # fmt: skip
+    def __init__(
+        self, in_channels: int = 3, out_channels: int = 2, ngf: int = 16, downs: int = 4, norm: str = "instance"
+    ):
         super().__init__()
         if downs < 2:
             raise ValueError(f"the U-Net needs at least 2 levels (--unet_downs), got {downs}")
@@ -60,8 +69,9 @@ class UNet(nn.Module):
         level = _Level(width[-2], width[-1], None, norm)
         for i in range(downs - 2, 0, -1):
             level = _Level(width[i - 1], width[i], level, norm)
-        self.body = _Level(ngf, width[0], level, norm, outermost=True, in_channels=in_channels,
-                           out_channels=out_channels)  # fmt: skip
+        self.body = _Level(
+            ngf, width[0], level, norm, outermost=True, in_channels=in_channels, out_channels=out_channels
+        )
         self.register_buffer("train_size", torch.zeros(2, dtype=torch.long))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -74,6 +84,13 @@ class UNet(nn.Module):
         return self.body(x)[..., :h, :w]
 
 
-def define_unet(in_channels: int, out_channels: int, ngf: int, downs: int, norm: str, init_type: str = "normal",
-                init_gain: float = 0.02) -> UNet:  # fmt: skip
+def define_unet(
+    in_channels: int,
+    out_channels: int,
+    ngf: int,
+    downs: int,
+    norm: str,
+    init_type: str = "normal",
+    init_gain: float = 0.02,
+) -> UNet:
     return init_weights(UNet(in_channels, out_channels, ngf, downs, norm), init_type, init_gain)

@@ -105,17 +105,32 @@ class BaseOptions:
         add("--ngf", type=int, default=64, help="generator filters in the first conv layer")
         add("--ndf", type=int, default=64, help="discriminator filters in the first conv layer")
         add("--n_blocks", type=int, default=9, help="ResNet blocks in each generator encoder (9, the paper's)")
-        add("--netG", type=str, default="set", choices=("set", "resnet_9blocks", "resnet_6blocks", "basic"),
+        add(
+            "--netG",
+            type=str,
+            default="set",
+            choices=("set", "resnet_9blocks", "resnet_6blocks", "basic"),
             help="generator: set (--model insta_gan); resnet_9blocks, resnet_6blocks, basic (--n_blocks blocks), "
-            "for --model cycle_gan, whose default is resnet_9blocks")
-        add("--netD", type=str, default="set", choices=("set", "basic", "n_layers"),
+            "for --model cycle_gan, whose default is resnet_9blocks",
+        )
+        add(
+            "--netD",
+            type=str,
+            default="set",
+            choices=("set", "basic", "n_layers"),
             help="discriminator: set (--model insta_gan); basic (3 layers) or n_layers (--n_layers_D), for "
-            "--model cycle_gan, whose default is basic")
+            "--model cycle_gan, whose default is basic",
+        )
         add("--n_layers_D", type=int, default=3, help="stride-2 layers of the PatchGAN discriminator")
-        add("--translation", type=str, default="sequential", choices=("sequential", "onestep"),
+        add(
+            "--translation",
+            type=str,
+            default="sequential",
+            choices=("sequential", "onestep"),
             help="--model insta_gan: sequential, --ins_per instances per step (the paper's sequential mini-batch "
             "translation); onestep, all --ins_max instances in one step, i.e. --ins_per = --ins_max (the paper's "
-            "Fig. 10 ablation), in training and at test")
+            "Fig. 10 ablation), in training and at test",
+        )
         add("--norm", type=str, default="instance", choices=sorted(NORM_LAYERS), help="normalization layer")
         add("--init_type", type=str, default="normal", choices=INIT_TYPES, help="network initialization")
         add("--init_gain", type=float, default=0.02, help="scale for normal, xavier and orthogonal init")
@@ -130,7 +145,7 @@ class BaseOptions:
         add("--seed", type=int, default=0, help="random seed for Python, NumPy and torch")
         add("--verbose", action="store_true", help="print more, such as the network architectures")
         add("--suffix", type=str, default="", help="appended to --name, formatted with the options: {netG}_{ngf}")
-        return parser  # fmt: skip
+        return parser
 
     def build_parser(self) -> argparse.ArgumentParser:
         parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -168,12 +183,16 @@ class BaseOptions:
             )
         for flag, allowed in zip(("netG", "netD"), models.NETWORKS.get(opt.model, ((), ()))):
             if allowed and getattr(opt, flag) not in allowed:
-                parser.error(f"argument --{flag}: invalid choice for --model {opt.model}: {getattr(opt, flag)!r} "
-                             f"(choose from {', '.join(allowed)})")  # fmt: skip
+                parser.error(
+                    f"argument --{flag}: invalid choice for --model {opt.model}: {getattr(opt, flag)!r} "
+                    f"(choose from {', '.join(allowed)})"
+                )
         if opt.translation == "onestep" and hasattr(opt, "ins_per"):  # all --ins_max instances in one step (Fig. 10)
             if opt.ins_per not in (parser.get_default("ins_per"), opt.ins_max):
-                parser.error(f"--translation onestep translates all --ins_max ({opt.ins_max}) instances in one step: "
-                             f"drop --ins_per {opt.ins_per}, or use --translation sequential")  # fmt: skip
+                parser.error(
+                    f"--translation onestep translates all --ins_max ({opt.ins_max}) instances in one step: "
+                    f"drop --ins_per {opt.ins_per}, or use --translation sequential"
+                )
             opt.ins_per = opt.ins_max
         ins_max, ins_per = getattr(opt, "ins_max", 1), getattr(opt, "ins_per", 1)
         if ins_per < 1 or ins_max < ins_per or ins_max % ins_per:

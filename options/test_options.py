@@ -22,4 +22,4 @@ class TestOptions(BaseOptions):
         add("--eval", action="store_true", help="use eval mode for the networks at test time")
         add("--num_test", "--ntest", dest="num_test", type=int, default=50, help="how many test images to run")
         add_mask_source_options(parser)  # --masks DIR|predict:NAME|predict:maskrcnn and the predictors' options
-        return parser  # fmt: skip
+        return parser

@@ -92,4 +92,4 @@ class TrainOptions(BaseOptions):
         add("--lr_policy", type=str, default="lambda", choices=LR_POLICIES, help="learning-rate schedule")
         add("--lr_decay_iters", type=int, default=50, help="step policy: multiply by 0.1 every this many epochs")
         add_eval_options(parser)  # --eval_freq, --eval_phase, --eval_num (metrics/training.py)
-        return parser  # fmt: skip
+        return parser

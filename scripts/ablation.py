@@ -43,8 +43,20 @@ from options.train_options import TrainOptions  # noqa: E402
 from util.fileio import atomic_write_text  # noqa: E402
 
 TEST_MODES = ("onestep", "sequential")
-METRICS = ("bg_l1", "bg_psnr", "fg_l1", "fg_psnr", "mask_iou", "area_change", "aspect_change", "extent_change",
-           "domain_score", "classifier_acc", "fid", "kid")  # fmt: skip
+METRICS = (
+    "bg_l1",
+    "bg_psnr",
+    "fg_l1",
+    "fg_psnr",
+    "mask_iou",
+    "area_change",
+    "aspect_change",
+    "extent_change",
+    "domain_score",
+    "classifier_acc",
+    "fid",
+    "kid",
+)
 DIRECTIONS = ("AtoB", "BtoA")
 MARKER = "ablation_train.json"  # in checkpoints/<name>/: the arguments of the training, and whether it finished
 
@@ -78,18 +90,27 @@ VARIANTS = {
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], epilog="Any other argument goes to train.py (and, where it knows it, "
-        "to test.py) for every variant.", formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )  # fmt: skip
+        description=__doc__.split("\n\n")[0],
+        epilog="Any other argument goes to train.py (and, where it knows it, to test.py) for every variant.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--dataroot", required=True, help="the dataset, as for train.py")
     parser.add_argument("--name_prefix", default="ablation_", help="each variant's --name is <prefix><variant>")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), help="which to run")
-    parser.add_argument("--test_modes", nargs="+", default=list(TEST_MODES), choices=TEST_MODES,
-                        help="how the InstaGAN variants translate at test: all instances in one step, or "
-                        "--test_ins_per at a time")  # fmt: skip
+    parser.add_argument(
+        "--test_modes",
+        nargs="+",
+        default=list(TEST_MODES),
+        choices=TEST_MODES,
+        help="how the InstaGAN variants translate at test: all instances in one step, or --test_ins_per at a time",
+    )
     parser.add_argument("--test_ins_max", type=int, default=20, help="instances per image at test")
-    parser.add_argument("--test_ins_per", type=int, default=None,
-                        help="instances per sequential test step (default: the training's --ins_per)")  # fmt: skip
+    parser.add_argument(
+        "--test_ins_per",
+        type=int,
+        default=None,
+        help="instances per sequential test step (default: the training's --ins_per)",
+    )
     parser.add_argument("--num_test", type=int, default=50, help="test images per variant")
     parser.add_argument("--checkpoints_dir", default="./checkpoints", help="as for train.py")
     parser.add_argument("--results_dir", default="./results", help="results/<mode>/<name>/test_latest per test")
@@ -154,8 +175,18 @@ def variant_train_argv(key: str, variant: Variant, args, extra: list[str], log=p
     user = extra
     if "onestep" in variant.train:  # one step means --ins_per = --ins_max: a given --ins_per would contradict it
         user = without(user, "--ins_per")
-    argv = ["--display_id", "0", *user, "--dataroot", args.dataroot, "--checkpoints_dir", args.checkpoints_dir,
-            "--name", f"{args.name_prefix}{key}", *variant.train]  # fmt: skip
+    argv = [
+        "--display_id",
+        "0",
+        *user,
+        "--dataroot",
+        args.dataroot,
+        "--checkpoints_dir",
+        args.checkpoints_dir,
+        "--name",
+        f"{args.name_prefix}{key}",
+        *variant.train,
+    ]
     argv, dropped = keep_known(TrainOptions, argv)
     if dropped:
         log(f"[{key}] not an option of {variant.train[1]}, dropped: {' '.join(dropped)}")
@@ -187,16 +218,29 @@ def train_variant(key: str, variant: Variant, args, extra: list[str], log=print)
     return name, argv
 
 
-def test_variant(key: str, variant: Variant, name: str, train_argv: list[str], mode: str | None, args,
-                 log=print) -> Path:  # fmt: skip
+def test_variant(
+    key: str, variant: Variant, name: str, train_argv: list[str], mode: str | None, args, log=print
+) -> Path:
     """test.py on the trained variant, images loaded at the training's crop size. Returns the results folder."""
     import test
 
     opt = parser_for(TrainOptions, train_argv).parse_args(train_argv)
     results_dir = Path(args.results_dir) / (mode or "single")
-    argv = [*train_argv, "--results_dir", str(results_dir), "--num_test", str(args.num_test), "--loadSizeH",
-            str(opt.fineSizeH), "--loadSizeW", str(opt.fineSizeW), "--fineSizeH", str(opt.fineSizeH), "--fineSizeW",
-            str(opt.fineSizeW)]  # fmt: skip
+    argv = [
+        *train_argv,
+        "--results_dir",
+        str(results_dir),
+        "--num_test",
+        str(args.num_test),
+        "--loadSizeH",
+        str(opt.fineSizeH),
+        "--loadSizeW",
+        str(opt.fineSizeW),
+        "--fineSizeH",
+        str(opt.fineSizeH),
+        "--fineSizeW",
+        str(opt.fineSizeW),
+    ]
     if mode is not None:
         argv = without(without(without(argv, "--ins_max"), "--ins_per"), "--translation")
         argv += ["--ins_max", str(args.test_ins_max), "--translation", mode]
@@ -211,8 +255,14 @@ def test_variant(key: str, variant: Variant, name: str, train_argv: list[str], m
 def evaluate_variant(results: Path, name: str, args, device: str) -> dict:
     from evaluate import evaluate_results
 
-    return evaluate_results(results, dataroot=args.dataroot, checkpoints_dir=args.checkpoints_dir, name=name,
-                            device=device, inception_weights=args.inception_weights)  # fmt: skip
+    return evaluate_results(
+        results,
+        dataroot=args.dataroot,
+        checkpoints_dir=args.checkpoints_dir,
+        name=name,
+        device=device,
+        inception_weights=args.inception_weights,
+    )
 
 
 def share_classifier(checkpoints_dir: str, names: list[str], name: str) -> None:
@@ -266,14 +316,19 @@ def write_page(path: Path, rows: list[dict], command: str) -> Path:
     doc = dominate.document(title="Ablation")
     with doc.head:
         meta(charset="utf-8")
-        style("table{border-collapse:collapse;font-size:0.9em}td,th{border:1px solid #999;padding:2px 6px;"
-              "text-align:right}td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}")  # fmt: skip
+        style(
+            "table{border-collapse:collapse;font-size:0.9em}td,th{border:1px solid #999;padding:2px 6px;"
+            "text-align:right}td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}"
+        )
     with doc:
         h1("Ablation: CycleGAN → InstaGAN (the paper's Fig. 9 and 10)", style="font-size:1.4em")
         p("Command: ", code(command))
-        p(f"Written {time.strftime('%Y-%m-%d %H:%M:%S')}. Pixel errors on the [0, 1] scale; bg_* over pixels that are "
-          "background in the input and translated masks, fg_* inside the input masks; *_change = translated − input; "
-          "domain_score: share of translations the domain classifier assigns to the target domain.")  # fmt: skip
+        p(
+            f"Written {time.strftime('%Y-%m-%d %H:%M:%S')}. Pixel errors on the [0, 1] scale; bg_* over pixels "
+            "that are background in the input and translated masks, fg_* inside the input masks; "
+            "*_change = translated − input; domain_score: share of translations the domain classifier assigns to "
+            "the target domain."
+        )
         with table():
             with tr():
                 for h in header:
@@ -323,8 +378,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     out = Path(args.results_dir) / f"{args.name_prefix}ablation"
     out.mkdir(parents=True, exist_ok=True)
-    record = {"command": command, "written": time.strftime("%Y-%m-%d %H:%M:%S"), "metrics": list(METRICS),
-              "rows": rows}  # fmt: skip
+    record = {"command": command, "written": time.strftime("%Y-%m-%d %H:%M:%S"), "metrics": list(METRICS), "rows": rows}
     atomic_write_text(out / "ablation.json", dumps(record) + "\n")
     page = write_page(out / "index.html", rows, command)
     print()

@@ -78,11 +78,39 @@ def options(cfg: dict, dataroot: str = "unused"):
     from options.train_options import TrainOptions
 
     n, per, size = cfg["instances"], cfg["ins_per"], cfg["size"]
-    args = ["--dataroot", dataroot, "--gpu_ids", cfg["gpu_ids"], "--ngf", str(cfg["ngf"]), "--ndf", str(cfg["ndf"]),
-            "--loadSizeH", str(size), "--loadSizeW", str(size), "--fineSizeH", str(size), "--fineSizeW", str(size),
-            "--ins_max", str(n), "--ins_per", str(per), "--max_instances", str(max(20, n)), "--serial_batches",
-            "--batch_size", str(cfg["batch_size"]), "--display_id", "0", "--checkpoints_dir", cfg["tmp"],
-            "--num_threads", "0"]  # fmt: skip
+    args = [
+        "--dataroot",
+        dataroot,
+        "--gpu_ids",
+        cfg["gpu_ids"],
+        "--ngf",
+        str(cfg["ngf"]),
+        "--ndf",
+        str(cfg["ndf"]),
+        "--loadSizeH",
+        str(size),
+        "--loadSizeW",
+        str(size),
+        "--fineSizeH",
+        str(size),
+        "--fineSizeW",
+        str(size),
+        "--ins_max",
+        str(n),
+        "--ins_per",
+        str(per),
+        "--max_instances",
+        str(max(20, n)),
+        "--serial_batches",
+        "--batch_size",
+        str(cfg["batch_size"]),
+        "--display_id",
+        "0",
+        "--checkpoints_dir",
+        cfg["tmp"],
+        "--num_threads",
+        "0",
+    ]
     for flag in ("amp",):
         if cfg[flag] != "none":
             args += [f"--{flag}", cfg[flag]]
@@ -205,10 +233,18 @@ def _peak_rss() -> int:
 
 def table(results: list[dict]) -> str:
     cols = [
-        ("mode", "{}"), ("instances", "{}"), ("ins_per", "{}"), ("batch_size", "{}"), ("amp", "{}"),
-        ("s_per_iter", "{:.3f}"), ("cpu_s_per_iter", "{:.3f}"), ("images_per_s", "{:.2f}"),
-        ("peak_mem_mb", "{:.0f}"), ("tflops", "{:.2f}"), ("ratio_to_peak", "{:.1%}"),
-    ]  # fmt: skip
+        ("mode", "{}"),
+        ("instances", "{}"),
+        ("ins_per", "{}"),
+        ("batch_size", "{}"),
+        ("amp", "{}"),
+        ("s_per_iter", "{:.3f}"),
+        ("cpu_s_per_iter", "{:.3f}"),
+        ("images_per_s", "{:.2f}"),
+        ("peak_mem_mb", "{:.0f}"),
+        ("tflops", "{:.2f}"),
+        ("ratio_to_peak", "{:.1%}"),
+    ]
     rows = [[name for name, _ in cols]]
     for r in results:
         rows.append([fmt.format(r[name]) if r.get(name) is not None else "-" for name, fmt in cols])
@@ -268,8 +304,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 print(f"{mode:>10} n={n:<3} {r['s_per_iter']:.3f} s/iter  {r['peak_mem_mb']:.0f} MiB", flush=True)
     print(table(results))
     if results:
-        print(f"device: {results[0]['device']}; torch threads: {args.threads or 'default'}; memory: "
-              f"{results[0]['mem_kind']}")  # fmt: skip
+        print(
+            f"device: {results[0]['device']}; torch threads: {args.threads or 'default'}; memory: "
+            f"{results[0]['mem_kind']}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return results
@@ -284,8 +322,13 @@ def child_config(args, mode: str, n: int, tmp: str, **extra) -> dict:
 
 def run_subprocess(cfg: dict, label: str) -> dict | None:
     """Run one configuration in a fresh interpreter; its result, or None (and stderr printed) if it failed."""
-    proc = subprocess.run([sys.executable, __file__, "--_child", json.dumps(cfg)], cwd=ROOT,
-                          capture_output=True, text=True, env=os.environ.copy())  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, __file__, "--_child", json.dumps(cfg)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode or not lines:
         print(f"{label} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
@@ -318,24 +361,33 @@ def compare_original(args) -> list[dict]:
                         if r is None:
                             return results
                         runs[impl].append(r)
-                        print(f"round {k + 1} {impl:>8} {mode} n={n}: {r['s_per_iter']:.3f} s/iter (median of "
-                              f"{len(r['times'])}), CPU {r['cpu_s_per_iter']:.3f} s, {r['peak_mem_mb']:.0f} MiB",
-                              flush=True)  # fmt: skip
+                        print(
+                            f"round {k + 1} {impl:>8} {mode} n={n}: {r['s_per_iter']:.3f} s/iter (median of "
+                            f"{len(r['times'])}), CPU {r['cpu_s_per_iter']:.3f} s, {r['peak_mem_mb']:.0f} MiB",
+                            flush=True,
+                        )
                 summary = {"mode": mode, "instances": n, "rounds": args.rounds}
                 for impl, rs in runs.items():
                     times = sorted(t for r in rs for t in r["times"])
                     median = times[len(times) // 2]
                     cpu = sorted(r["cpu_s_per_iter"] for r in rs)[len(rs) // 2]
                     peak = max(r["peak_mem_mb"] for r in rs)
-                    summary[impl] = {"s_per_iter": median, "its_per_s": 1 / median, "peak_mem_mb": peak,
-                                     "cpu_s_per_iter": cpu}  # fmt: skip
+                    summary[impl] = {
+                        "s_per_iter": median,
+                        "its_per_s": 1 / median,
+                        "peak_mem_mb": peak,
+                        "cpu_s_per_iter": cpu,
+                    }
                 summary["ratio"] = summary["ours"]["its_per_s"] / summary["original"]["its_per_s"]
                 results.append(summary)
                 o, t = summary["ours"], summary["original"]
-                print(f"{mode} n={n}: ours {o['its_per_s']:.4f} it/s ({o['s_per_iter']:.3f} s/iter, peak "
-                      f"{o['peak_mem_mb']:.0f} MiB), original {t['its_per_s']:.4f} it/s "
-                      f"({t['s_per_iter']:.3f} s/iter, peak {t['peak_mem_mb']:.0f} MiB): "
-                      f"ratio ours/original {summary['ratio']:.2f}x", flush=True)  # fmt: skip
+                print(
+                    f"{mode} n={n}: ours {o['its_per_s']:.4f} it/s ({o['s_per_iter']:.3f} s/iter, peak "
+                    f"{o['peak_mem_mb']:.0f} MiB), original {t['its_per_s']:.4f} it/s "
+                    f"({t['s_per_iter']:.3f} s/iter, peak {t['peak_mem_mb']:.0f} MiB): "
+                    f"ratio ours/original {summary['ratio']:.2f}x",
+                    flush=True,
+                )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return results

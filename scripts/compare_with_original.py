@@ -90,11 +90,22 @@ NETS = ["G_A", "G_B", "D_A", "D_B"]
 # on different hardware), so there only step 1 is judged. Even there, float32 weight gradients of layers behind
 # instance norms differ by up to ~1e-2 relative (cancellation; the same gradients agree to ~1e-11 in float64).
 TOLERANCE = {
-    torch.float64: {"default": 1e-7, "later": 1e-6, "gradients": 1e-6, "weights after": 1e-6,
-                    "update (after - before)": 1e-3},
-    torch.float32: {"default": 1e-4, "later": None, "gradients": 5e-2, "weights after": None,
-                    "update (after - before)": None, "visuals": None},
-}  # fmt: skip
+    torch.float64: {
+        "default": 1e-7,
+        "later": 1e-6,
+        "gradients": 1e-6,
+        "weights after": 1e-6,
+        "update (after - before)": 1e-3,
+    },
+    torch.float32: {
+        "default": 1e-4,
+        "later": None,
+        "gradients": 5e-2,
+        "weights after": None,
+        "update (after - before)": None,
+        "visuals": None,
+    },
+}
 
 
 def tolerance(dtype: torch.dtype, quantity: str) -> float | None:
@@ -237,8 +248,11 @@ def record_grads(rec: Record, model, state: dict, ours_nets: dict[str, torch.nn.
         def recording_step(*args, _step=step, **kwargs):
             for name in NETS:
                 net = getattr(model, f"net{name}")
-                grads = {k: p.grad for k, p in net.named_parameters()
-                         if p.grad is not None and p.requires_grad and not k.endswith(("_u", "_v"))}  # fmt: skip
+                grads = {
+                    k: p.grad
+                    for k, p in net.named_parameters()
+                    if p.grad is not None and p.requires_grad and not k.endswith(("_u", "_v"))
+                }
                 for key, grad in convert_state_dict(grads, ours_nets[name]).items():
                     rec.grads[state["step"], name, key] = grad.detach().clone()
             return _step(*args, **kwargs)
@@ -375,10 +389,35 @@ def make_batch(n_A: int, n_B: int, h: int, w: int, slots: int, seed: int, dtype:
 
 
 def options_for(case: Case, lr: float) -> Namespace:
-    args = ["--dataroot", "unused", "--gpu_ids", "-1", "--ngf", str(case.ngf), "--ndf", str(case.ngf),
-            "--ins_max", str(case.ins_max), "--ins_per", str(case.ins_per), "--pool_size", "50",
-            "--lr", str(lr), "--lr_D", str(lr), "--direction", case.direction, "--set_order", case.set_order,
-            "--checkpoints_dir", "/nonexistent", "--name", "compare_with_original", *case.options]  # fmt: skip
+    args = [
+        "--dataroot",
+        "unused",
+        "--gpu_ids",
+        "-1",
+        "--ngf",
+        str(case.ngf),
+        "--ndf",
+        str(case.ngf),
+        "--ins_max",
+        str(case.ins_max),
+        "--ins_per",
+        str(case.ins_per),
+        "--pool_size",
+        "50",
+        "--lr",
+        str(lr),
+        "--lr_D",
+        str(lr),
+        "--direction",
+        case.direction,
+        "--set_order",
+        case.set_order,
+        "--checkpoints_dir",
+        "/nonexistent",
+        "--name",
+        "compare_with_original",
+        *case.options,
+    ]
     return TrainOptions().parse(args)
 
 
@@ -497,13 +536,28 @@ def run_case(
     finally:
         torch.set_default_dtype(torch.float32)
 
-    diffs = {k: Diff() for k in ("selected masks", "G outputs, step 1", "losses, step 1", "gradients, step 1",
-                                 "G outputs, steps 2+", "losses, steps 2+", "gradients, steps 2+",
-                                 "weights after", "update (after - before)",
-                                 "reported losses", "visuals", "visuals, steps 2+", "test() visuals",
-                                 "image pools after (as steps 2+)",
-                                 "~0 grads of biases before IN [info]",
-                                 "those biases after [info]", "update of those biases [info]")}  # fmt: skip
+    diffs = {
+        k: Diff()
+        for k in (
+            "selected masks",
+            "G outputs, step 1",
+            "losses, step 1",
+            "gradients, step 1",
+            "G outputs, steps 2+",
+            "losses, steps 2+",
+            "gradients, steps 2+",
+            "weights after",
+            "update (after - before)",
+            "reported losses",
+            "visuals",
+            "visuals, steps 2+",
+            "test() visuals",
+            "image pools after (as steps 2+)",
+            "~0 grads of biases before IN [info]",
+            "those biases after [info]",
+            "update of those biases [info]",
+        )
+    }
     noise = {name: biases_before_instance_norm(getattr(ours, f"net{name}")) for name in NETS}
     masks = ours.get_instance_masks()
     diffs["selected masks"].add(masks["real_A"], theirs.real_A_segs, "real_A_segs")

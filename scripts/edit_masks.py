@@ -134,8 +134,9 @@ def read_masks(seg_dir: Path, stem: str) -> list[np.ndarray]:
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataroot", required=True, type=Path)
     parser.add_argument("--phase", default="test")
     parser.add_argument("--domain", default="A", choices=("A", "B"))
@@ -193,8 +194,9 @@ def write_page(args, rest: list[str], image_path: Path, variants: dict[str, list
     from util.html import HTML
 
     direction = "AtoB" if args.domain == "A" else "BtoA"
-    opt, model, _ = load_translation_model(args.name, str(args.dataroot), args.checkpoints_dir,
-                                           ["--direction", direction, *rest])  # fmt: skip
+    opt, model, _ = load_translation_model(
+        args.name, str(args.dataroot), args.checkpoints_dir, ["--direction", direction, *rest]
+    )
     size = (opt.fineSizeW, opt.fineSizeH)
     image = Image.open(image_path).convert("RGB")
     resized = image.resize(size, Image.BICUBIC)

@@ -35,29 +35,49 @@ from util.progress import Progress  # noqa: E402
 
 # (npm package, version, {destination under static/: file in the package}). Destinations are the names Visdom's
 # own downloader (visdom/server/build.py, download_scripts) gives them; the versions are the ones it pins.
-_BOOTSTRAP_FONTS = {f"fonts/glyphicons-halflings-regular.{ext}": f"dist/fonts/glyphicons-halflings-regular.{ext}"
-                    for ext in ("eot", "woff2", "woff", "ttf", "svg")}  # fmt: skip
-_MATHJAX = ("config/Safe.js", "config/TeX-AMS-MML_HTMLorMML.js", "extensions/Safe.js", "MathJax.js",
-            "jax/output/SVG/fonts/TeX/fontdata.js", "jax/output/SVG/jax.js",
-            "jax/output/SVG/fonts/TeX/Size1/Regular/Main.js", "jax/output/SVG/config.js")  # fmt: skip
+_BOOTSTRAP_FONTS = {
+    f"fonts/glyphicons-halflings-regular.{ext}": f"dist/fonts/glyphicons-halflings-regular.{ext}"
+    for ext in ("eot", "woff2", "woff", "ttf", "svg")
+}
+_MATHJAX = (
+    "config/Safe.js",
+    "config/TeX-AMS-MML_HTMLorMML.js",
+    "extensions/Safe.js",
+    "MathJax.js",
+    "jax/output/SVG/fonts/TeX/fontdata.js",
+    "jax/output/SVG/jax.js",
+    "jax/output/SVG/fonts/TeX/Size1/Regular/Main.js",
+    "jax/output/SVG/config.js",
+)
 ASSETS: list[tuple[str, str, dict[str, str]]] = [
     ("jquery", "3.1.1", {"js/jquery.min.js": "dist/jquery.min.js"}),
-    ("bootstrap", "3.3.7", {
-        "js/bootstrap.min.js": "dist/js/bootstrap.min.js",
-        "css/bootstrap.min.css": "dist/css/bootstrap.min.css",
-        **_BOOTSTRAP_FONTS,
-        # build.py saves this one under a name with the URL's fragment in it, and checks for that name
-        "fonts/glyphicons-halflings-regular.svg#glyphicons_halflingsregular":
-            "dist/fonts/glyphicons-halflings-regular.svg",
-    }),
+    (
+        "bootstrap",
+        "3.3.7",
+        {
+            "js/bootstrap.min.js": "dist/js/bootstrap.min.js",
+            "css/bootstrap.min.css": "dist/css/bootstrap.min.css",
+            **_BOOTSTRAP_FONTS,
+            # build.py saves this one under a name with the URL's fragment in it, and checks for that name
+            "fonts/glyphicons-halflings-regular.svg#glyphicons_halflingsregular": (
+                "dist/fonts/glyphicons-halflings-regular.svg"
+            ),
+        },
+    ),
     ("react", "16.2.0", {"js/react-react.min.js": "umd/react.production.min.js"}),
     ("react-dom", "16.2.0", {"js/react-dom.min.js": "umd/react-dom.production.min.js"}),
     ("react-modal", "3.1.10", {"js/react-modal.min.js": "dist/react-modal.min.js"}),
     # cdn.plot.ly/plotly-2.11.1.min.js is the same build as this package's plotly.min.js
     ("plotly.js-dist-min", "2.11.1", {"js/plotly-plotly.min.js": "plotly.min.js"}),
     ("sjcl", "1.0.7", {"js/sjcl.js": "sjcl.js"}),
-    ("layout-bin-packer", "1.4.0", {"js/layout_bin_packer.js": "dist/layout-bin-packer.js",
-                                    "js/layout-bin-packer.js.map": "dist/layout-bin-packer.js.map"}),
+    (
+        "layout-bin-packer",
+        "1.4.0",
+        {
+            "js/layout_bin_packer.js": "dist/layout-bin-packer.js",
+            "js/layout-bin-packer.js.map": "dist/layout-bin-packer.js.map",
+        },
+    ),
     # d3js.org/d3.v3.min.js is d3 3.5.17, the last 3.x; d3-selection-multi.v1.js is 1.0.1, the last 1.x
     ("d3", "3.5.17", {"js/d3.v3.min.js": "d3.min.js"}),
     ("d3-selection-multi", "1.0.1", {"js/d3-selection-multi.v1.js": "build/d3-selection-multi.js"}),
@@ -66,15 +86,17 @@ ASSETS: list[tuple[str, str, dict[str, str]]] = [
     ("react-grid-layout", "0.16.3", {"css/react-grid-layout-styles.css": "css/styles.css"}),
     ("classnames", "2.2.5", {"fonts/classnames": "index.js"}),
     ("mathjax", "2.7.5", {f"js/mathjax/2.7.5/{p}": p for p in _MATHJAX}),
-]  # fmt: skip
+]
 
 
 def visdom_dir() -> Path:
     """The installed visdom package's folder, found without importing it."""
     spec = importlib.util.find_spec("visdom")
     if spec is None or spec.origin is None:
-        raise SystemExit("visdom is not installed in this Python: pip install -r requirements-visdom.txt "
-                         "(scripts/setup_env.sh does it)")  # fmt: skip
+        raise SystemExit(
+            "visdom is not installed in this Python: pip install -r requirements-visdom.txt "
+            "(scripts/setup_env.sh does it)"
+        )
     return Path(spec.origin).parent
 
 
@@ -102,8 +124,12 @@ def fetch_with_npm(dest: Path) -> None:
         return
     specs = [f"{name}@{version}" for name, version, _ in ASSETS]
     try:
-        subprocess.run(["npm", "pack", *specs, "--pack-destination", str(dest), "--silent"], check=True,
-                       stdout=subprocess.DEVNULL, timeout=900)  # fmt: skip
+        subprocess.run(
+            ["npm", "pack", *specs, "--pack-destination", str(dest), "--silent"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=900,
+        )
     except (subprocess.SubprocessError, OSError) as e:
         print(f"npm pack failed ({e}); using the registry over HTTPS", file=sys.stderr)
 
@@ -164,8 +190,10 @@ def main(argv: list[str] | None = None) -> int:
         fetch_with_npm(args.download_only)
         for name, version, _ in Progress(ASSETS, desc="npm tarballs"):
             get_tarball(name, version, None, args.download_only)
-        print(f"saved {len(ASSETS)} npm tarballs in {args.download_only}; on the offline machine run "
-              f"python scripts/install_visdom_assets.py --tarballs {args.download_only}")  # fmt: skip
+        print(
+            f"saved {len(ASSETS)} npm tarballs in {args.download_only}; on the offline machine run "
+            f"python scripts/install_visdom_assets.py --tarballs {args.download_only}"
+        )
         return 0
 
     package = args.visdom_dir or visdom_dir()
@@ -175,8 +203,15 @@ def main(argv: list[str] | None = None) -> int:
     missing = missing_files(static)
     done = not missing and built.is_file() and built.read_text().strip() == version
     if args.check:
-        print(f"Visdom assets in {static}: " + ("complete" if done else f"missing {len(missing)} file(s), or not "
-              "marked as built; run python scripts/install_visdom_assets.py"))  # fmt: skip
+        print(
+            f"Visdom assets in {static}: "
+            + (
+                "complete"
+                if done
+                else f"missing {len(missing)} file(s), or not "
+                "marked as built; run python scripts/install_visdom_assets.py"
+            )
+        )
         return 0 if done else 1
     if done and not args.force:
         print(f"Visdom assets already installed in {static}")
@@ -188,8 +223,10 @@ def main(argv: list[str] | None = None) -> int:
             extract(get_tarball(name, version_, args.tarballs, Path(work)), files, static)
     # Visdom's downloader skips the network only when this file holds the package's version (and every file exists).
     built.write_text(version)
-    print(f"installed {sum(len(f) for _, _, f in ASSETS)} Visdom asset files from {len(ASSETS)} npm packages into "
-          f"{static}; start the server with: python -m visdom.server")  # fmt: skip
+    print(
+        f"installed {sum(len(f) for _, _, f in ASSETS)} Visdom asset files from {len(ASSETS)} npm packages into "
+        f"{static}; start the server with: python -m visdom.server"
+    )
     return 0
 
 

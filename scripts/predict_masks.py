@@ -27,8 +27,9 @@ from models.predictors import add_predictor_options, build_predictor  # noqa: E4
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataroot", required=True, type=Path, help="dataset folder holding <phase>A, <phase>B")
     parser.add_argument("--phase", default="test", help="which images: <phase>A and <phase>B")
     parser.add_argument("--predictor", required=True, help="a --model mask_predictor run's name, or maskrcnn")
@@ -58,8 +59,10 @@ def main(argv: list[str] | None = None) -> dict:
     for d in args.domains:
         image_dir = args.dataroot / f"{args.phase}{d}"
         if not image_dir.is_dir():
-            raise SystemExit(f"image folder {image_dir} is missing (--dataroot {args.dataroot}, --phase {args.phase}); "
-                             f"predict only the domains present with --domains")  # fmt: skip
+            raise SystemExit(
+                f"image folder {image_dir} is missing (--dataroot {args.dataroot}, --phase {args.phase}); "
+                f"predict only the domains present with --domains"
+            )
         folders.append((d, image_dir, out_root / f"{args.phase}{d}_seg"))
     if not (args.overwrite or args.skip_existing):
         try:  # every folder is checked before anything is written
@@ -70,8 +73,15 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     summary = {}
     for d, image_dir, seg_dir in folders:
-        summary[d] = predict_folder(predictor, image_dir, seg_dir, d, skip_existing=args.skip_existing,
-                                    max_images=args.max_images, quiet=args.quiet)  # fmt: skip
+        summary[d] = predict_folder(
+            predictor,
+            image_dir,
+            seg_dir,
+            d,
+            skip_existing=args.skip_existing,
+            max_images=args.max_images,
+            quiet=args.quiet,
+        )
     print(f"predicted masks with {args.predictor} in {time.perf_counter() - start:.1f} s:")
     for stats in summary.values():
         print(f"  {format_stats(stats)}")

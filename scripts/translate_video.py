@@ -52,12 +52,16 @@ class VideoError(RuntimeError):
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--input", required=True, type=Path, help="a video file (mp4, avi, ...) or a folder of frames")
     parser.add_argument("--name", required=True, help="the InstaGAN run (checkpoints/<name>)")
-    parser.add_argument("--masks", required=True, help="a folder of <frame stem>_<k>.png masks, predict:NAME / NAME "
-                        "(a --model mask_predictor run) or maskrcnn")  # fmt: skip
+    parser.add_argument(
+        "--masks",
+        required=True,
+        help="a folder of <frame stem>_<k>.png masks, predict:NAME / NAME (a --model mask_predictor run) or maskrcnn",
+    )
     parser.add_argument("--out", type=Path, default=None, help="output folder (<results_dir>/<name>/video_<stem>)")
     parser.add_argument("--overwrite", action="store_true", help="replace the contents of an existing --out")
     parser.add_argument("--fps", type=float, default=0, help="frame rate of the mp4s (default: the video's, or 10)")
@@ -248,8 +252,14 @@ def main(argv: list[str] | None = None) -> dict:
                     Image.fromarray(im).save(out / "frames" / f"{i:05d}_{label}.png")
                 video.write(frame_out)
                 side.write(np.concatenate([frame_in, frame_ov, frame_out], axis=1))
-                record = {"frame": i, "stem": stem, "slots": [None if m is None else {"track": tracker.ids[s],
-                          "area": int(m.sum())} for s, m in enumerate(slots)]}  # fmt: skip
+                record = {
+                    "frame": i,
+                    "stem": stem,
+                    "slots": [
+                        None if m is None else {"track": tracker.ids[s], "area": int(m.sum())}
+                        for s, m in enumerate(slots)
+                    ],
+                }
                 log.write(json.dumps(record) + "\n")
                 tracks.append(record)
                 if i % every == 0:
@@ -259,13 +269,23 @@ def main(argv: list[str] | None = None) -> dict:
         progress.close()
         video.close()
         side.close()
-    summary = {"frames": video.frames, "fps": fps, "frames_without_instances": no_instances, "skipped_frames": bad,
-               "errors": errors, "instances_dropped": tracker.dropped, "tracks": tracker.next_id,
-               "seconds": round(time.perf_counter() - start, 1), "out": str(out)}  # fmt: skip
+    summary = {
+        "frames": video.frames,
+        "fps": fps,
+        "frames_without_instances": no_instances,
+        "skipped_frames": bad,
+        "errors": errors,
+        "instances_dropped": tracker.dropped,
+        "tracks": tracker.next_id,
+        "seconds": round(time.perf_counter() - start, 1),
+        "out": str(out),
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_page(out, args, shown, summary)
-    print(f"translated {video.frames} frames in {summary['seconds']} s ({summary['tracks']} tracked instances, "
-          f"{no_instances} frames without any, {len(bad)} unreadable frames skipped)")  # fmt: skip
+    print(
+        f"translated {video.frames} frames in {summary['seconds']} s ({summary['tracks']} tracked instances, "
+        f"{no_instances} frames without any, {len(bad)} unreadable frames skipped)"
+    )
     print(f"  video: {out / 'output.mp4'}\n  side by side: {out / 'side_by_side.mp4'}\n  page: {out / 'index.html'}")
     for e in errors:
         print(f"  warning: {e}; the {video.frames} frames before it are written")
@@ -276,9 +296,11 @@ def main(argv: list[str] | None = None) -> dict:
 
 def write_page(out: Path, args, shown: list[int], summary: dict) -> Path:
     page = HTML(out, f"{args.name}: {args.input.name}")
-    page.add_text(f"{summary['frames']} frames at {summary['fps']:g} fps, masks from {args.masks}; "
-                  f"{summary['tracks']} tracked instances, {summary['frames_without_instances']} frames without any. "
-                  "Left to right: input, tracked instances (one colour per slot), translation.")  # fmt: skip
+    page.add_text(
+        f"{summary['frames']} frames at {summary['fps']:g} fps, masks from {args.masks}; "
+        f"{summary['tracks']} tracked instances, {summary['frames_without_instances']} frames without any. "
+        "Left to right: input, tracked instances (one colour per slot), translation."
+    )
     page.add_raw('<video src="side_by_side.mp4" controls loop autoplay muted style="width: 768px"></video>')
     images_dir = page.get_image_dir()
     for i in shown:

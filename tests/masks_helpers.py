@@ -22,9 +22,27 @@ def save_untrained_instagan(checkpoints_dir: Path, name: str = "gan", size: tupl
     from options.train_options import TrainOptions
 
     parser = TrainOptions()
-    opt = parser.parse(["--dataroot", str(checkpoints_dir), "--name", name, "--checkpoints_dir", str(checkpoints_dir),
-                        *NET, "--ndf", "4", "--fineSizeH", str(size[0]), "--fineSizeW", str(size[1]),
-                        "--loadSizeH", str(size[0]), "--loadSizeW", str(size[1])])  # fmt: skip
+    opt = parser.parse(
+        [
+            "--dataroot",
+            str(checkpoints_dir),
+            "--name",
+            name,
+            "--checkpoints_dir",
+            str(checkpoints_dir),
+            *NET,
+            "--ndf",
+            "4",
+            "--fineSizeH",
+            str(size[0]),
+            "--fineSizeW",
+            str(size[1]),
+            "--loadSizeH",
+            str(size[0]),
+            "--loadSizeW",
+            str(size[1]),
+        ]
+    )
     torch.manual_seed(0)
     model = create_model(opt, torch.device("cpu"))
     model.save_networks("latest")
@@ -62,10 +80,40 @@ def _train_predictor(root: Path) -> tuple[Path, Path, str]:
     data = root / "toy"
     make_toy(["--save_root", str(data), "--size", "48", "--n_train", "200", "--n_test", "16", "--seed", "3"])
     ckpt = root / "checkpoints"
-    train.main(["--model", "mask_predictor", "--dataroot", str(data), "--name", "masks", "--checkpoints_dir",
-                str(ckpt), "--loadSizeH", "52", "--loadSizeW", "52", "--fineSizeH", "48", "--fineSizeW", "48",
-                "--batch_size", "4", "--niter", "5", "--niter_decay", "5", "--gpu_ids", "-1", "--num_threads", "0",
-                "--display_id", "0", "--print_freq", "400"])  # fmt: skip
+    train.main(
+        [
+            "--model",
+            "mask_predictor",
+            "--dataroot",
+            str(data),
+            "--name",
+            "masks",
+            "--checkpoints_dir",
+            str(ckpt),
+            "--loadSizeH",
+            "52",
+            "--loadSizeW",
+            "52",
+            "--fineSizeH",
+            "48",
+            "--fineSizeW",
+            "48",
+            "--batch_size",
+            "4",
+            "--niter",
+            "5",
+            "--niter_decay",
+            "5",
+            "--gpu_ids",
+            "-1",
+            "--num_threads",
+            "0",
+            "--display_id",
+            "0",
+            "--print_freq",
+            "400",
+        ]
+    )
     return data, ckpt, "masks"
 
 

@@ -22,8 +22,24 @@ if str(ROOT / "scripts") not in sys.path:
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: fastest on one thread
 
-TINY = ["--ngf", "4", "--ndf", "4", "--n_blocks", "1", "--n_layers_D", "2", "--loadSizeH", "20", "--loadSizeW", "24",
-        "--fineSizeH", "16", "--fineSizeW", "20"]  # fmt: skip
+TINY = [
+    "--ngf",
+    "4",
+    "--ndf",
+    "4",
+    "--n_blocks",
+    "1",
+    "--n_layers_D",
+    "2",
+    "--loadSizeH",
+    "20",
+    "--loadSizeW",
+    "24",
+    "--fineSizeH",
+    "16",
+    "--fineSizeW",
+    "20",
+]
 
 
 def batch(n_instances: int = 4, h: int = 16, w: int = 20) -> dict:
@@ -66,8 +82,14 @@ def test_lambda_ctx_0_removes_the_context_term(toy_root, tmp_path, monkeypatch):
     assert all(torch.equal(a, b) for a, b in zip(without, reference))
 
 
-@pytest.mark.parametrize("flags, steps", [(("--translation", "onestep"), 1), (("--ins_per", "2"), 2),
-                                          (("--translation", "sequential", "--ins_per", "1"), 4)])  # fmt: skip
+@pytest.mark.parametrize(
+    "flags, steps",
+    [
+        (("--translation", "onestep"), 1),
+        (("--ins_per", "2"), 2),
+        (("--translation", "sequential", "--ins_per", "1"), 4),
+    ],
+)
 def test_onestep_makes_one_update_per_batch_sequential_ins_max_over_ins_per(toy_root, tmp_path, flags, steps):
     opt = make_train_opts(toy_root, tmp_path, *TINY, "--ins_max", "4", *flags)
     assert opt.ins_per == 4 // steps
@@ -107,10 +129,31 @@ def test_onestep_with_a_contradicting_ins_per_is_an_error(toy_root, tmp_path, ca
 def test_ablation_script_end_to_end(toy_root, tmp_path, capsys):
     import ablation
 
-    argv = ["--dataroot", str(toy_root), "--checkpoints_dir", str(tmp_path / "ck"), "--results_dir",
-            str(tmp_path / "res"), "--num_test", "2", "--test_ins_max", "4", *SMALL, *TINY, "--niter", "1",
-            "--niter_decay", "0", "--max_dataset_size", "2", "--no_html", "--print_freq", "1000", "--ins_max",
-            "4"]  # fmt: skip
+    argv = [
+        "--dataroot",
+        str(toy_root),
+        "--checkpoints_dir",
+        str(tmp_path / "ck"),
+        "--results_dir",
+        str(tmp_path / "res"),
+        "--num_test",
+        "2",
+        "--test_ins_max",
+        "4",
+        *SMALL,
+        *TINY,
+        "--niter",
+        "1",
+        "--niter_decay",
+        "0",
+        "--max_dataset_size",
+        "2",
+        "--no_html",
+        "--print_freq",
+        "1000",
+        "--ins_max",
+        "4",
+    ]
     rows = ablation.main([*argv, "--variants", "cyclegan", "instagan"])
     out = capsys.readouterr().out
     assert [(r["key"], r["test"]) for r in rows] == [
@@ -145,8 +188,12 @@ def test_ablation_variants_get_the_options_they_say(toy_root, tmp_path):
     from options.train_options import TrainOptions
 
     args, extra = ablation.parse_args(["--dataroot", str(toy_root), *SMALL, "--ins_max", "4", "--ins_per", "1"])
-    expected = {"cyclegan": ("cycle_gan", None, None), "insta_noctx": ("insta_gan", 0.0, 4),
-                "insta_onestep": ("insta_gan", 1.0, 4), "instagan": ("insta_gan", 1.0, 1)}  # fmt: skip
+    expected = {
+        "cyclegan": ("cycle_gan", None, None),
+        "insta_noctx": ("insta_gan", 0.0, 4),
+        "insta_onestep": ("insta_gan", 1.0, 4),
+        "instagan": ("insta_gan", 1.0, 1),
+    }
     for key, variant in ablation.VARIANTS.items():
         argv = ablation.variant_train_argv(key, variant, args, extra, log=lambda *a: None)
         opt = TrainOptions().parse(argv)

@@ -108,14 +108,31 @@ def test_test_time_model_has_only_generators_and_identity_visuals(toy_root, tmp_
 @pytest.mark.slow
 def test_cycle_gan_trains_and_tests_from_the_command_line(toy_root, tmp_path):
     def run(script: str, *args: str) -> str:
-        result = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=tmp_path, capture_output=True,
-                                text=True, timeout=600)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, str(ROOT / script), *args], cwd=tmp_path, capture_output=True, text=True, timeout=600
+        )
         assert result.returncode == 0, f"{script} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         return result.stdout + result.stderr
 
     common = ["--dataroot", str(toy_root), "--name", "cg", *NETS]
-    out = run("train.py", *common, "--niter", "1", "--niter_decay", "1", "--batch_size", "2", "--print_freq", "2",
-              "--display_id", "0", "--save_epoch_freq", "1", "--update_html_freq", "2")  # fmt: skip
+    out = run(
+        "train.py",
+        *common,
+        "--niter",
+        "1",
+        "--niter_decay",
+        "1",
+        "--batch_size",
+        "2",
+        "--print_freq",
+        "2",
+        "--display_id",
+        "0",
+        "--save_epoch_freq",
+        "1",
+        "--update_html_freq",
+        "2",
+    )
     assert re.search(r"\(epoch: 1, iters: \d+, .*\) D_A: [\d.]+ G_A: [\d.]+ cycle_A: [\d.]+ idt_A", out)
     assert "End of epoch 2 / 2" in out
     ckpt = tmp_path / "checkpoints" / "cg"
@@ -135,9 +152,24 @@ def test_resume_equals_an_uninterrupted_run(toy_root, tmp_path, monkeypatch, one
     """SIGTERM in the middle of epoch 1, then --continue_train: the same weights as a run never stopped."""
     import train
 
-    argv = ["--dataroot", str(toy_root), "--checkpoints_dir", str(tmp_path), *RUN, "--niter", "1",
-            "--niter_decay", "1", "--max_dataset_size", "3", "--deterministic", "--pool_size", "2",
-            "--save_latest_freq", "100"]  # fmt: skip
+    argv = [
+        "--dataroot",
+        str(toy_root),
+        "--checkpoints_dir",
+        str(tmp_path),
+        *RUN,
+        "--niter",
+        "1",
+        "--niter_decay",
+        "1",
+        "--max_dataset_size",
+        "3",
+        "--deterministic",
+        "--pool_size",
+        "2",
+        "--save_latest_freq",
+        "100",
+    ]
     try:
         train.main([*argv, "--name", "whole"])
         original, calls = CycleGANModel.optimize_parameters, []

@@ -50,11 +50,51 @@ def make_dataset(root: Path) -> Path:
 
 def train_args(dataroot: Path, checkpoints: Path, name: str) -> list[str]:
     # Deterministic data (no crop, no flip, B in order) and no image pool, so both runs see the same batches.
-    return ["--dataroot", str(dataroot), "--checkpoints_dir", str(checkpoints), "--name", name,
-            "--ngf", "4", "--ndf", "4", "--loadSizeH", str(H), "--loadSizeW", str(W), "--fineSizeH", str(H),
-            "--fineSizeW", str(W), "--resize_or_crop", "resize", "--no_flip", "--serial_batches", "--pool_size", "0",
-            "--num_threads", "0", "--display_id", "0", "--no_html", "--batch_size", "2", "--niter", "1",
-            "--niter_decay", "0", "--ins_max", "6", "--ins_per", "2", "--print_freq", "2", "--seed", "3"]  # fmt: skip
+    return [
+        "--dataroot",
+        str(dataroot),
+        "--checkpoints_dir",
+        str(checkpoints),
+        "--name",
+        name,
+        "--ngf",
+        "4",
+        "--ndf",
+        "4",
+        "--loadSizeH",
+        str(H),
+        "--loadSizeW",
+        str(W),
+        "--fineSizeH",
+        str(H),
+        "--fineSizeW",
+        str(W),
+        "--resize_or_crop",
+        "resize",
+        "--no_flip",
+        "--serial_batches",
+        "--pool_size",
+        "0",
+        "--num_threads",
+        "0",
+        "--display_id",
+        "0",
+        "--no_html",
+        "--batch_size",
+        "2",
+        "--niter",
+        "1",
+        "--niter_decay",
+        "0",
+        "--ins_max",
+        "6",
+        "--ins_per",
+        "2",
+        "--print_freq",
+        "2",
+        "--seed",
+        "3",
+    ]
 
 
 def run(cmd: list[str], env: dict | None = None) -> str:
@@ -105,8 +145,18 @@ def test_ddp_equals_one_process_in_float64(runs):
     dataroot, checkpoints, _ = runs
     args = [*train_args(dataroot, checkpoints, "f64"), "--gpu_ids", "-1"]
     run([sys.executable, "tests/ddp_worker.py", str(checkpoints / "single64.pt"), *args])
-    run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "tests/ddp_worker.py",
-         str(checkpoints / "ddp64.pt"), *args])  # fmt: skip
+    run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "tests/ddp_worker.py",
+            str(checkpoints / "ddp64.pt"),
+            *args,
+        ]
+    )
     single, ddp = (torch.load(checkpoints / f"{n}.pt", weights_only=True) for n in ("single64", "ddp64"))
     for name, value in single["losses"].items():
         assert abs(ddp["losses"][name] - value) < 1e-9 * max(1.0, abs(value)), name
@@ -118,8 +168,19 @@ def test_ddp_equals_one_process_in_float64(runs):
 @pytest.mark.slow
 def test_torchrun_two_ranks_match_one_process(runs):
     dataroot, checkpoints, reference = runs
-    out = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py",
-               *train_args(dataroot, checkpoints, "ddp"), "--gpu_ids", "-1"])  # fmt: skip
+    out = run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "train.py",
+            *train_args(dataroot, checkpoints, "ddp"),
+            "--gpu_ids",
+            "-1",
+        ]
+    )
     assert out.count("End of epoch 1 / 1") == 1, "only rank 0 prints"
     assert_same_outputs(generator_outputs(checkpoints, "ddp"), reference)
     log = (checkpoints / "ddp" / "loss_log.txt").read_text()
@@ -131,6 +192,8 @@ def test_gpu_ids_launch_on_cpu_workers(runs):
     """``--gpu_ids 0,1`` starts two DDP workers through torch's launcher API; INSTAGAN_CPU_WORKERS=1 makes them
     gloo CPU workers on a machine without GPUs."""
     dataroot, checkpoints, reference = runs
-    run([sys.executable, "train.py", *train_args(dataroot, checkpoints, "launch"), "--gpu_ids", "0,1"],
-        env={"INSTAGAN_CPU_WORKERS": "1", "CUDA_VISIBLE_DEVICES": ""})  # fmt: skip
+    run(
+        [sys.executable, "train.py", *train_args(dataroot, checkpoints, "launch"), "--gpu_ids", "0,1"],
+        env={"INSTAGAN_CPU_WORKERS": "1", "CUDA_VISIBLE_DEVICES": ""},
+    )
     assert_same_outputs(generator_outputs(checkpoints, "launch"), reference)

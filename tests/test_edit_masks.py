@@ -74,9 +74,24 @@ def test_edited_folders_and_one_page(tmp_path):
     save_untrained_instagan(ckpt, size=SHAPE)
     out = tmp_path / "edits"
     edits = ["shift:1:-4:2", "scale:0:0.5", "flip:0", "remove:1", "add:0001:0"]
-    folders = edit_masks.main(["--dataroot", str(root), "--image", "0000", "--out", str(out), "--page", "--name",
-                               "gan", "--checkpoints_dir", str(ckpt), "--gpu_ids", "-1", *sum([["--edit", e]
-                               for e in edits], [])])  # fmt: skip
+    folders = edit_masks.main(
+        [
+            "--dataroot",
+            str(root),
+            "--image",
+            "0000",
+            "--out",
+            str(out),
+            "--page",
+            "--name",
+            "gan",
+            "--checkpoints_dir",
+            str(ckpt),
+            "--gpu_ids",
+            "-1",
+            *sum([["--edit", e] for e in edits], []),
+        ]
+    )
     assert sorted(folders) == sorted(["original", *[edit_masks.edit_name(e) for e in edits]])
     shifted = index_masks(folders["shift_1_-4_2"] / "testA_seg")["0000"]
     small = np.asarray(Image.open(shifted[1])) > 127

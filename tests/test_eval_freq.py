@@ -15,9 +15,31 @@ from metrics.training import read_log
 
 
 def _train(toy_root, tmp_path, name, *extra):
-    train.main(["--dataroot", str(toy_root), "--name", name, "--checkpoints_dir", str(tmp_path / "ck"), *SMALL,
-                "--niter", "1", "--niter_decay", "1", "--batch_size", "2", "--display_id", "0", "--print_freq", "2",
-                "--update_html_freq", "2", "--deterministic", *extra])  # fmt: skip
+    train.main(
+        [
+            "--dataroot",
+            str(toy_root),
+            "--name",
+            name,
+            "--checkpoints_dir",
+            str(tmp_path / "ck"),
+            *SMALL,
+            "--niter",
+            "1",
+            "--niter_decay",
+            "1",
+            "--batch_size",
+            "2",
+            "--display_id",
+            "0",
+            "--print_freq",
+            "2",
+            "--update_html_freq",
+            "2",
+            "--deterministic",
+            *extra,
+        ]
+    )
     return tmp_path / "ck" / name
 
 

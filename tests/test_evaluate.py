@@ -57,10 +57,14 @@ def shifted_sample(seed, shift_bg, shift_fg, masks_in, masks_out):
     a, b = _background(seed), _background(seed + 100)
     inside = np.any(masks_in, axis=0)[..., None]
     return {
-        "images": {"real_A_img": a, "fake_B_img": a + np.where(inside, shift_fg, shift_bg),
-                   "real_B_img": b, "fake_A_img": b.copy()},
+        "images": {
+            "real_A_img": a,
+            "fake_B_img": a + np.where(inside, shift_fg, shift_bg),
+            "real_B_img": b,
+            "fake_A_img": b.copy(),
+        },
         "masks": {"real_A": masks_in, "fake_B": masks_out, "real_B": masks_in, "fake_A": masks_in},
-    }  # fmt: skip
+    }
 
 
 def test_copy_scores_zero_and_inf(tmp_path):
@@ -153,23 +157,45 @@ def test_classifier_separates_trivial_domains_and_is_reused(tmp_path, one_thread
         for i, im in enumerate(_domain(ord(d), blue, 24)):
             _save(data / f"train{d}" / f"{i}.png", im)
     test_a, test_b = _domain(1, False, 4), _domain(2, True, 4)
-    good = {f"im{i}": {"images": {"real_A_img": test_a[i], "fake_B_img": test_b[(i + 1) % 4], "real_B_img": test_b[i],
-                                  "fake_A_img": test_a[(i + 1) % 4]}} for i in range(4)}  # fmt: skip
-    lazy = {f"im{i}": {"images": {"real_A_img": test_a[i], "fake_B_img": test_a[i], "real_B_img": test_b[i],
-                                  "fake_A_img": test_b[i]}} for i in range(4)}  # fmt: skip
+    good = {
+        f"im{i}": {
+            "images": {
+                "real_A_img": test_a[i],
+                "fake_B_img": test_b[(i + 1) % 4],
+                "real_B_img": test_b[i],
+                "fake_A_img": test_a[(i + 1) % 4],
+            }
+        }
+        for i in range(4)
+    }
+    lazy = {
+        f"im{i}": {
+            "images": {
+                "real_A_img": test_a[i],
+                "fake_B_img": test_a[i],
+                "real_B_img": test_b[i],
+                "fake_A_img": test_b[i],
+            }
+        }
+        for i in range(4)
+    }
     ck = tmp_path / "ck"
     lines = []
-    out = evaluate_results(make_results(tmp_path / "good", good), dataroot=data, checkpoints_dir=ck, name="run",
-                           log=lines.append)  # fmt: skip
+    out = evaluate_results(
+        make_results(tmp_path / "good", good), dataroot=data, checkpoints_dir=ck, name="run", log=lines.append
+    )
     assert (ck / "run" / "domain_classifier.pth").is_file()
     assert any("trained on 24 + 24 images" in line for line in lines)
     for d in ("AtoB", "BtoA"):
         assert out[d]["domain_score"] == 1.0 and out[d]["classifier_acc"] == 1.0
     lines.clear()
-    out = evaluate_results(make_results(tmp_path / "lazy", lazy), dataroot=data, checkpoints_dir=ck, name="run",
-                           log=lines.append)  # fmt: skip
-    assert any(str(ck / "run" / "domain_classifier.pth") in line and "trained on" in line and "saved" not in line
-               for line in lines)  # reused, not retrained  # fmt: skip
+    out = evaluate_results(
+        make_results(tmp_path / "lazy", lazy), dataroot=data, checkpoints_dir=ck, name="run", log=lines.append
+    )
+    assert any(
+        str(ck / "run" / "domain_classifier.pth") in line and "trained on" in line and "saved" not in line
+        for line in lines
+    )  # reused, not retrained
     for d in ("AtoB", "BtoA"):
         assert out[d]["domain_score"] == 0.0 and out[d]["classifier_acc"] == 1.0
 
@@ -257,8 +283,14 @@ def test_evaluator_feeds_fid_kid_the_target_domain_sets(tmp_path):
     features = _PooledPixels()
     ev = Evaluator(inception=features, kid_subsets=4)
     for half in (slice(0, 3), slice(3, 6)):  # two batches
-        ev.add({"real_A_img": real_a[half], "fake_B_img": real_b[half], "real_B_img": real_b[half],
-                "fake_A_img": fake_a[half]})  # fmt: skip
+        ev.add(
+            {
+                "real_A_img": real_a[half],
+                "fake_B_img": real_b[half],
+                "real_B_img": real_b[half],
+                "fake_A_img": fake_a[half],
+            }
+        )
     out = ev.result()
     assert out["AtoB"]["fid"] == pytest.approx(0, abs=1e-9)  # fake_B is exactly the real B set
     assert out["BtoA"]["fid"] == pytest.approx(fid(features(real_a), features(fake_a)))

@@ -113,8 +113,14 @@ def test_discriminator_batched_equals_per_instance():
 def model_batch(n: int = 3, slots: int = 4) -> dict:
     x = set_batch(b=n, slots=slots)
     y = set_batch(b=n, slots=slots, seed=1).flip(0)
-    return {"A": x[:, :3], "A_segs": x[:, 3:], "B": y[:, :3], "B_segs": y[:, 3:], "A_paths": ["a"] * n,
-            "B_paths": ["b"] * n}  # fmt: skip
+    return {
+        "A": x[:, :3],
+        "A_segs": x[:, 3:],
+        "B": y[:, :3],
+        "B_segs": y[:, 3:],
+        "A_paths": ["a"] * n,
+        "B_paths": ["b"] * n,
+    }
 
 
 def one_step(opts, reference: bool, monkeypatch, dtype=torch.float32) -> tuple[dict, dict]:

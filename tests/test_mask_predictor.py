@@ -72,8 +72,21 @@ def test_predictor_trains_on_the_toy_data_to_iou_08(tmp_path_factory):
         assert (ckpt / name / f"latest_net_{net}.pth").is_file() and (ckpt / name / f"10_net_{net}.pth").is_file()
     results = ckpt.parent / "results"
     size = ["--loadSizeH", "48", "--loadSizeW", "48", "--fineSizeH", "48", "--fineSizeW", "48", "--gpu_ids", "-1"]
-    page = test_script.main(["--model", "mask_predictor", "--dataroot", str(data), "--name", name,
-                             "--checkpoints_dir", str(ckpt), "--results_dir", str(results), *size])  # fmt: skip
+    page = test_script.main(
+        [
+            "--model",
+            "mask_predictor",
+            "--dataroot",
+            str(data),
+            "--name",
+            name,
+            "--checkpoints_dir",
+            str(ckpt),
+            "--results_dir",
+            str(results),
+            *size,
+        ]
+    )
     metrics = json.loads((page.parent / "mask_iou.json").read_text())
     assert metrics["A"]["images"] == 16 and metrics["B"]["images"] == 16
     assert metrics["A"]["iou"] >= 0.8 and metrics["B"]["iou"] >= 0.8, metrics
@@ -92,9 +105,30 @@ def test_predictor_trained_at_another_size_resizes_and_bad_runs_are_clear_errors
     from options.train_options import TrainOptions
 
     parser = TrainOptions()
-    opt = parser.parse(["--model", "mask_predictor", "--dataroot", str(tmp_path), "--name", "m", "--checkpoints_dir",
-                        str(tmp_path), "--fineSizeH", "32", "--fineSizeW", "32", "--loadSizeH", "32", "--loadSizeW",
-                        "32", "--ngf", "4", "--gpu_ids", "-1"])  # fmt: skip
+    opt = parser.parse(
+        [
+            "--model",
+            "mask_predictor",
+            "--dataroot",
+            str(tmp_path),
+            "--name",
+            "m",
+            "--checkpoints_dir",
+            str(tmp_path),
+            "--fineSizeH",
+            "32",
+            "--fineSizeW",
+            "32",
+            "--loadSizeH",
+            "32",
+            "--loadSizeW",
+            "32",
+            "--ngf",
+            "4",
+            "--gpu_ids",
+            "-1",
+        ]
+    )
     model = create_model(opt)
     torch.nn.init.constant_(model.netS_A.body.up[1].bias, 5.0)  # everything foreground: one instance
     model.save_networks("latest")

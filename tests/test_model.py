@@ -28,8 +28,14 @@ def batch(n: int, instances: list[int], h: int = 32, w: int = 40, slots: int = 6
 
     A, A_segs = side(instances)
     B, B_segs = side([max(c - 1, 0) for c in instances])
-    return {"A": A, "B": B, "A_segs": A_segs, "B_segs": B_segs,
-            "A_paths": [f"a{i}.png" for i in range(n)], "B_paths": [f"b{i}.png" for i in range(n)]}  # fmt: skip
+    return {
+        "A": A,
+        "B": B,
+        "A_segs": A_segs,
+        "B_segs": B_segs,
+        "A_paths": [f"a{i}.png" for i in range(n)],
+        "B_paths": [f"b{i}.png" for i in range(n)],
+    }
 
 
 def count_steps(optimizer) -> list[int]:
@@ -124,9 +130,19 @@ def test_one_training_step_moves_every_parameter_with_one_update_per_group(toy_r
     assert all(np.isfinite(v) and v > 0 for v in losses.values())
     visuals = model.get_current_visuals()
     assert list(visuals) == [
-        "real_A_img", "fake_B_img", "rec_A_img", "real_A_seg", "fake_B_seg", "rec_A_seg",
-        "real_B_img", "fake_A_img", "rec_B_img", "real_B_seg", "fake_A_seg", "rec_B_seg",
-    ]  # fmt: skip
+        "real_A_img",
+        "fake_B_img",
+        "rec_A_img",
+        "real_A_seg",
+        "fake_B_seg",
+        "rec_A_seg",
+        "real_B_img",
+        "fake_A_img",
+        "rec_B_img",
+        "real_B_seg",
+        "fake_A_seg",
+        "rec_B_seg",
+    ]
     for name, v in visuals.items():
         assert v.shape[0] == 2 and v.shape[-2:] == (32, 40) and v.shape[1] in (1, 3), name
         assert v.min() >= -1 and v.max() <= 1, name

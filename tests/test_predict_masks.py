@@ -18,8 +18,24 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import predict_masks  # noqa: E402
 
 # Untrained: its scores favour arbitrary categories, so every category is kept ("all"); a few detections, small input.
-MASKRCNN = ["--predictor", "maskrcnn", "--weights", "random", "--classes", "all", "--score_thresh", "0",
-            "--mask_thresh", "0", "--maskrcnn_size", "64", "--maskrcnn_detections", "4", "--min_area", "1"]  # fmt: skip
+MASKRCNN = [
+    "--predictor",
+    "maskrcnn",
+    "--weights",
+    "random",
+    "--classes",
+    "all",
+    "--score_thresh",
+    "0",
+    "--mask_thresh",
+    "0",
+    "--maskrcnn_size",
+    "64",
+    "--maskrcnn_detections",
+    "4",
+    "--min_area",
+    "1",
+]
 
 
 def assert_layout(root, phase="test"):
@@ -82,10 +98,33 @@ def test_test_py_predicts_masks_for_images_without_any(toy_root, tmp_path):
     root = images_only(toy_root, tmp_path / "photos")
     ckpt = tmp_path / "checkpoints"
     name = save_untrained_instagan(ckpt)
-    page = test_script.main(["--dataroot", str(root), "--name", name, "--checkpoints_dir", str(ckpt), "--results_dir",
-                             str(tmp_path / "results"), "--ngf", "4", "--loadSizeH", "48", "--loadSizeW", "48",
-                             "--fineSizeH", "48", "--fineSizeW", "48", "--gpu_ids", "-1", "--masks", "predict:maskrcnn",
-                             *MASKRCNN[2:]])  # fmt: skip
+    page = test_script.main(
+        [
+            "--dataroot",
+            str(root),
+            "--name",
+            name,
+            "--checkpoints_dir",
+            str(ckpt),
+            "--results_dir",
+            str(tmp_path / "results"),
+            "--ngf",
+            "4",
+            "--loadSizeH",
+            "48",
+            "--loadSizeW",
+            "48",
+            "--fineSizeH",
+            "48",
+            "--fineSizeW",
+            "48",
+            "--gpu_ids",
+            "-1",
+            "--masks",
+            "predict:maskrcnn",
+            *MASKRCNN[2:],
+        ]
+    )
     html = page.read_text()
     assert len(set(re.findall(r"images/(\d+)_fake_B_img", html))) == 3
     predicted = page.parent / "predicted_masks"
@@ -97,7 +136,8 @@ def test_test_py_predicts_masks_for_images_without_any(toy_root, tmp_path):
 def test_predict_masks_with_a_trained_predictor(tmp_path_factory, tmp_path):
     data, ckpt, name = trained_predictor(tmp_path_factory)
     root = images_only(data, tmp_path / "photos")
-    summary = predict_masks.main(["--dataroot", str(root), "--predictor", name, "--checkpoints_dir", str(ckpt),
-                                  "--quiet"])  # fmt: skip
+    summary = predict_masks.main(
+        ["--dataroot", str(root), "--predictor", name, "--checkpoints_dir", str(ckpt), "--quiet"]
+    )
     assert summary["A"]["images"] == 16 and summary["A"]["instances"] > 0
     assert assert_layout(root) > 0

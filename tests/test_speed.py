@@ -89,7 +89,15 @@ def test_network_without_loss_in_a_step_gets_zero_gradients(toy_root, tmp_path):
     model = create_model(opts, "cpu")
     x = masks_batch(5, [0, 1, 3]).float()
     y = masks_batch(6, [2]).float()
-    model.set_input({"A": x[:, :3], "A_segs": x[:, 3:], "B": y[:, :3], "B_segs": y[:, 3:], "A_paths": ["a"] * 2,
-                     "B_paths": ["b"] * 2})  # fmt: skip
+    model.set_input(
+        {
+            "A": x[:, :3],
+            "A_segs": x[:, 3:],
+            "B": y[:, :3],
+            "B_segs": y[:, 3:],
+            "A_paths": ["a"] * 2,
+            "B_paths": ["b"] * 2,
+        }
+    )
     model.optimize_parameters()  # step 2: B→A has no instance left (one mask), so D_B has no loss
     assert all(p.grad is not None and float(p.grad.abs().max()) == 0 for p in model.netD_B.parameters())

@@ -60,8 +60,9 @@ def test_toy_shapes_separate_by_extent_and_have_equal_areas():
 
 def test_rotated_squares_and_empty_share(tmp_path):
     rng = np.random.default_rng(1)
-    rotated = [extent(make_sample(rng, "B", 64, p_empty=0.0, radius=(0.15, 0.15), rotate=True)[1][-1])
-               for _ in range(20)]  # fmt: skip
+    rotated = [
+        extent(make_sample(rng, "B", 64, p_empty=0.0, radius=(0.15, 0.15), rotate=True)[1][-1]) for _ in range(20)
+    ]
     assert min(rotated) < 0.8  # most rotations make the bounding box larger than the square
     assert all(not make_sample(rng, "A", 32, p_empty=1.0)[1] for _ in range(5))
 

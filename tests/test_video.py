@@ -33,9 +33,23 @@ def run(tmp_path, frames, masks, *extra):
     ckpt = tmp_path / "checkpoints"
     if not (ckpt / "gan").is_dir():
         save_untrained_instagan(ckpt)
-    return translate_video.main(["--input", str(frames), "--name", "gan", "--checkpoints_dir", str(ckpt),
-                                 "--masks", str(masks), "--out", str(tmp_path / "out"), "--gpu_ids", "-1",
-                                 *extra])  # fmt: skip
+    return translate_video.main(
+        [
+            "--input",
+            str(frames),
+            "--name",
+            "gan",
+            "--checkpoints_dir",
+            str(ckpt),
+            "--masks",
+            str(masks),
+            "--out",
+            str(tmp_path / "out"),
+            "--gpu_ids",
+            "-1",
+            *extra,
+        ]
+    )
 
 
 @pytest.mark.slow

@@ -128,9 +128,17 @@ def _fmt(v: float) -> str:
     return f"{v + 0.0:.4g}"  # + 0.0: a tick at -0.0 reads 0
 
 
-def render_svg(x: list[float], series: dict[str, list[float]], title: str = "loss", width: int = 820,
-               height: int = 340, max_points: int = 1500, svg_id: str = "loss_plot", ylabel: str = "loss",
-               empty_text: str = "no losses logged yet") -> str:  # fmt: skip
+def render_svg(
+    x: list[float],
+    series: dict[str, list[float]],
+    title: str = "loss",
+    width: int = 820,
+    height: int = 340,
+    max_points: int = 1500,
+    svg_id: str = "loss_plot",
+    ylabel: str = "loss",
+    empty_text: str = "no losses logged yet",
+) -> str:
     """An SVG line chart: one coloured path per loss (``<path class="loss" data-name=...>``), axes and a legend.
     ``svg_id`` names the chart (and its clip path), so that several can share a page (the metrics over epochs).
 
@@ -150,8 +158,10 @@ def render_svg(x: list[float], series: dict[str, list[float]], title: str = "los
     x, series = downsample(x, series, max_points)
     values = sorted(v for y in series.values() for v in y if math.isfinite(v))
     if not x or not values:
-        parts.append(f'<text x="{left + pw / 2}" y="{top + ph / 2}" text-anchor="middle" fill="#777">'
-                     f"{esc(empty_text)}</text></svg>")  # fmt: skip
+        parts.append(
+            f'<text x="{left + pw / 2}" y="{top + ph / 2}" text-anchor="middle" fill="#777">'
+            f"{esc(empty_text)}</text></svg>"
+        )
         return "\n".join(parts)
     x0, x1 = min(x), max(x)
     if x1 - x0 < 1e-9:
@@ -177,8 +187,10 @@ def render_svg(x: list[float], series: dict[str, list[float]], title: str = "los
         parts.append(f'<text x="{px(t):.1f}" y="{top + ph + 15}" text-anchor="middle">{_fmt(t)}</text>')
     parts.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>')
     parts.append(f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle">epoch</text>')
-    parts.append(f'<text x="14" y="{top + ph / 2}" text-anchor="middle" transform="rotate(-90 14 {top + ph / 2})">'
-                 f"{esc(ylabel)}</text>")  # fmt: skip
+    parts.append(
+        f'<text x="14" y="{top + ph / 2}" text-anchor="middle" transform="rotate(-90 14 {top + ph / 2})">'
+        f"{esc(ylabel)}</text>"
+    )
     for i, (name, y) in enumerate(series.items()):
         color = COLORS[i % len(COLORS)]
         d, pen_down = [], False
@@ -188,15 +200,18 @@ def render_svg(x: list[float], series: dict[str, list[float]], title: str = "los
                 continue
             d.append(f"{'L' if pen_down else 'M'}{px(xv):.1f} {py(yv):.1f}")
             pen_down = True
-        parts.append(f'<path class="loss" data-name="{esc(name)}" d="{" ".join(d)}" fill="none" stroke="{color}" '
-                     f'stroke-width="1.5" clip-path="url(#{esc(clip)})"><title>{esc(name)}</title></path>')  # fmt: skip
+        parts.append(
+            f'<path class="loss" data-name="{esc(name)}" d="{" ".join(d)}" fill="none" stroke="{color}" '
+            f'stroke-width="1.5" clip-path="url(#{esc(clip)})"><title>{esc(name)}</title></path>'
+        )
         last_i = next((j for j in range(len(y) - 1, -1, -1) if math.isfinite(y[j])), None)
         last = y[last_i] if last_i is not None else math.nan
         if last_i is not None and y0 <= last <= y1:  # the latest value as a dot: a lone point shows too
             parts.append(f'<circle cx="{px(x[last_i]):.1f}" cy="{py(last):.1f}" r="2.5" fill="{color}"/>')
         ly = top + 8 + i * 16
-        parts.append(f'<line x1="{left + pw + 12}" x2="{left + pw + 32}" y1="{ly}" y2="{ly}" stroke="{color}" '
-                     'stroke-width="3"/>')  # fmt: skip
+        parts.append(
+            f'<line x1="{left + pw + 12}" x2="{left + pw + 32}" y1="{ly}" y2="{ly}" stroke="{color}" stroke-width="3"/>'
+        )
         parts.append(f'<text x="{left + pw + 38}" y="{ly + 4}">{esc(name)} {_fmt(last)}</text>')
     parts.append("</svg>")
     return "\n".join(parts)

@@ -92,8 +92,10 @@ def results_page(web_dir: str | Path, opt, epoch: str, options: str) -> html.HTM
     )
     page.add_details("options", options)
     # evaluate.py puts its metrics table here (metrics/results.py); until then, how to get it.
-    page.add_raw(f'<section id="metrics"><p>Metrics: <code>python evaluate.py --results_dir {html_escape(str(web_dir))}'
-                 "</code> adds them here.</p></section>")  # fmt: skip
+    page.add_raw(
+        f'<section id="metrics"><p>Metrics: <code>python evaluate.py --results_dir {html_escape(str(web_dir))}'
+        "</code> adds them here.</p></section>"
+    )
     return page
 
 

@@ -74,8 +74,10 @@ class Visualizer:
             self.vis = visdom_client(self.opt.display_server, self.opt.display_port, self.opt.display_env)
         except ImportError:
             self.display_id = 0  # no retries: installing a package needs a restart anyway
-            self._warn("Visdom is not installed, so live plots are off (pip install -r requirements-visdom.txt, "
-                       "or pass --display_id 0).")  # fmt: skip
+            self._warn(
+                "Visdom is not installed, so live plots are off (pip install -r requirements-visdom.txt, "
+                "or pass --display_id 0)."
+            )
             return False
         except Exception:
             self.vis = None
@@ -115,16 +117,24 @@ class Visualizer:
         X = np.stack([np.asarray(x, dtype=np.float64)] * len(legend), 1)
         Y = np.stack([np.asarray(ys[n], dtype=np.float64) for n in legend], 1)
         Y[~np.isfinite(Y)] = np.nan  # visdom sends NaN as a gap; an infinity would break the page's JSON
-        vis.line(X=X, Y=Y, win=str(self.display_id),
-                 opts={"title": f"{self.name} loss over time", "legend": legend, "xlabel": "epoch", "ylabel": "loss",
-                       "linecolor": np.array([rgb(COLORS[i % len(COLORS)]) for i in range(len(legend))])})  # fmt: skip
+        vis.line(
+            X=X,
+            Y=Y,
+            win=str(self.display_id),
+            opts={
+                "title": f"{self.name} loss over time",
+                "legend": legend,
+                "xlabel": "epoch",
+                "ylabel": "loss",
+                "linecolor": np.array([rgb(COLORS[i % len(COLORS)]) for i in range(len(legend))]),
+            },
+        )
 
     def _send_images(self, vis, images: OrderedDict[str, np.ndarray]) -> None:
         if self.ncols > 0:
             ncols = min(self.ncols, len(images))
             grid = np.stack([im.transpose(2, 0, 1) for im in _same_size(list(images.values()))])
-            vis.images(grid, nrow=ncols, win=str(self.display_id + 1), padding=2,
-                       opts={"title": f"{self.name} images"})  # fmt: skip
+            vis.images(grid, nrow=ncols, win=str(self.display_id + 1), padding=2, opts={"title": f"{self.name} images"})
             rows = [list(images)[i : i + ncols] for i in range(0, len(images), ncols)]
             cells = ["".join(f'<td style="padding: 0 8px">{label}</td>' for label in row) for row in rows]
             table = "".join(f"<tr>{c}</tr>" for c in cells)
@@ -150,14 +160,17 @@ class Visualizer:
         """The training page: the loss curve, then each epoch's latest visuals, newest epoch first."""
         self._page_labels = labels
         page = html.HTML(self.web_dir, f"Experiment name = {self.name}", refresh=self.page_refresh)
-        page.add_text(f"Updated {time.strftime('%Y-%m-%d %H:%M:%S')} at epoch {epoch}; "
-                      f"this page reloads every {self.page_refresh} s.")  # fmt: skip
+        page.add_text(
+            f"Updated {time.strftime('%Y-%m-%d %H:%M:%S')} at epoch {epoch}; "
+            f"this page reloads every {self.page_refresh} s."
+        )
         svg = self.loss_curve_svg()
         atomic_write_text(self.web_dir / "loss_curve.svg", svg)
         page.add_raw(f'<div class="loss-curve">{svg}</div>')
         if self.extra_plots:  # side by side where the window is wide enough
-            charts = "".join(f'<div class="{name}" style="flex: 1 1 560px">{chart}</div>'
-                             for name, chart in self.extra_plots.items())  # fmt: skip
+            charts = "".join(
+                f'<div class="{name}" style="flex: 1 1 560px">{chart}</div>' for name, chart in self.extra_plots.items()
+            )
             page.add_raw(f'<div class="extra-plots" style="display: flex; flex-wrap: wrap; gap: 8px">{charts}</div>')
         options = self.expr_dir / "train_opt.txt"
         if options.is_file():
@@ -184,8 +197,11 @@ class Visualizer:
         X = np.stack([np.asarray(x, dtype=np.float64)] * len(legend), 1)
         Y = np.stack([np.asarray(series[n], dtype=np.float64) for n in legend], 1)
         Y[~np.isfinite(Y)] = np.nan
-        self._call(lambda vis: vis.line(X=X, Y=Y, win=f"{self.display_id}_metrics",
-                                        opts={"title": title, "legend": legend, "xlabel": "epoch"}))  # fmt: skip
+        self._call(
+            lambda vis: vis.line(
+                X=X, Y=Y, win=f"{self.display_id}_metrics", opts={"title": title, "legend": legend, "xlabel": "epoch"}
+            )
+        )
 
     def loss_curve_svg(self) -> str:
         x, series = curve_points(self.loss_log.update(), self.epoch_size)
@@ -213,8 +229,9 @@ class Visualizer:
         self.plot_data["Y"].append([float(v) for v in losses.values()])
         self._call(self._send_losses)
 
-    def print_current_losses(self, epoch: int, iters: int, losses: OrderedDict[str, float], t_comp: float,
-                             t_data: float, extra: str = "") -> str:  # fmt: skip
+    def print_current_losses(
+        self, epoch: int, iters: int, losses: OrderedDict[str, float], t_comp: float, t_data: float, extra: str = ""
+    ) -> str:
         """CycleGAN's line: ``(epoch: 1, iters: 100, time: 0.512, data: 0.003) D_A: 0.251 G_A: ...``."""
         message = f"(epoch: {epoch}, iters: {iters}, time: {t_comp:.3f}, data: {t_data:.3f}) "
         message += " ".join(f"{k}: {v:.3f}" for k, v in losses.items())
