@@ -21,7 +21,8 @@ from .inception import fid, kid
 from .pixels import MaskChange, RegionError, union
 
 DIRECTIONS = {"AtoB": ("A", "B"), "BtoA": ("B", "A")}
-KEYS = (
+# The headline metrics (tables of evaluate.py and scripts/ablation.py), then the counts behind them.
+METRICS = (
     "bg_l1",
     "bg_psnr",
     "fg_l1",
@@ -34,11 +35,8 @@ KEYS = (
     "classifier_acc",
     "fid",
     "kid",
-    "kid_std",
-    "num_images",
-    "num_instances",
-    "domain_images",
 )
+KEYS = (*METRICS, "kid_std", "num_images", "num_instances", "domain_images")
 
 
 class Evaluator:

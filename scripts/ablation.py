@@ -37,27 +37,13 @@ if str(ROOT) not in sys.path:
 
 import data  # noqa: E402
 import models  # noqa: E402
+from metrics.evaluator import DIRECTIONS, METRICS  # noqa: E402
 from options.base_options import parse_gpu_ids  # noqa: E402
 from options.test_options import TestOptions  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
 from util.fileio import atomic_write_text  # noqa: E402
 
 TEST_MODES = ("onestep", "sequential")
-METRICS = (
-    "bg_l1",
-    "bg_psnr",
-    "fg_l1",
-    "fg_psnr",
-    "mask_iou",
-    "area_change",
-    "aspect_change",
-    "extent_change",
-    "domain_score",
-    "classifier_acc",
-    "fid",
-    "kid",
-)
-DIRECTIONS = ("AtoB", "BtoA")
 MARKER = "ablation_train.json"  # in checkpoints/<name>/: the arguments of the training, and whether it finished
 
 
