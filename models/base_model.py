@@ -161,13 +161,6 @@ class BaseModel:
             optimizer.load_state_dict(saved)  # Adam's moments; its learning rates are this run's, below
             for group, lr in zip(optimizer.param_groups, lrs):
                 group["lr"] = group["initial_lr"] = lr
-                # zero_grad(set_to_none=False) keeps a stepped parameter's gradient as zeros, so Adam moves it by
-                # its momentum even in a step that gives it no gradient (encoder_seg on an image without
-                # instances). A fresh process has no gradients: give every parameter Adam has state for its zeros
-                # back, or the first such step after a resume would skip it, unlike the run that was never stopped.
-                for param in group["params"]:
-                    if param.grad is None and param in optimizer.state:
-                        param.grad = torch.zeros_like(param)
         self.replay_schedule(state["epoch"], [saved.get("last_epoch", 0) for saved in state["schedulers"]])
         for name, pool in self.pools().items():
             if name in state["pools"]:
@@ -191,6 +184,34 @@ class BaseModel:
             for scheduler, n in zip(self.schedulers, steps):
                 for _ in range(n):
                     _step(scheduler)
+
+    def step_optimizer(
+        self,
+        optimizer: torch.optim.Optimizer,
+        losses: dict[str, torch.Tensor],
+        scaler: torch.amp.GradScaler | None = None,
+        step: int | None = None,
+    ) -> None:
+        """One optimizer step on the sum of ``losses`` (``scaler``: ``--amp fp16``'s loss scaling). Every parameter
+        gets a gradient, zero where no loss reaches it in this step, so Adam still moves it by its momentum, as the
+        2018 code's ``zero_grad()`` did (an image without instances gives the mask branch no gradient). The zeros
+        come from this step alone, so a resumed run, which starts with no gradients, steps exactly as an
+        uninterrupted one."""
+        self.check_finite(losses, step)  # --skip_nonfinite: stop before a NaN reaches the weights
+        # Freed, then the gradients absent after backward set to zero: the same values as zeroing first, without
+        # a fill and an accumulation per parameter.
+        optimizer.zero_grad(set_to_none=True)
+        loss = sum(losses.values())
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+        if scaler is None:
+            optimizer.step()
+        else:
+            scaler.step(optimizer)
+            scaler.update()
 
     def check_finite(self, losses: dict[str, torch.Tensor], step: int | None = None) -> None:
         """With ``--skip_nonfinite``, raise ``NonFiniteLossError`` before a NaN/inf loss reaches backward and the

@@ -161,18 +161,12 @@ class CycleGANModel(BaseModel):
         self.forward()
         D_nets = [self.netD_A, self.netD_B]
         self.set_requires_grad(D_nets, False)
-        self.optimizer_G.zero_grad(set_to_none=False)
         loss_G = self.compute_G_loss()
-        self.check_finite(loss_G)  # --skip_nonfinite: stop before a NaN reaches the weights
-        sum(loss_G.values()).backward()
-        self.optimizer_G.step()
+        self.step_optimizer(self.optimizer_G, loss_G)
 
         self.set_requires_grad(D_nets, True)
-        self.optimizer_D.zero_grad(set_to_none=False)
         loss_D = self.compute_D_loss()
-        self.check_finite(loss_D)
-        sum(loss_D.values()).backward()
-        self.optimizer_D.step()
+        self.step_optimizer(self.optimizer_D, loss_D)
         for name in self.loss_names:
             value = {**loss_G, **loss_D}.get(name)
             setattr(self, f"loss_{name}", value.detach() if value is not None else 0.0)

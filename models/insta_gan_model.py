@@ -414,21 +414,6 @@ class InstaGANModel(BaseModel):
             losses[f"D_{d.name}"] = (loss_real + loss_fake) * 0.5
         return losses
 
-    def _update(self, optimizer, scaler, losses: dict[str, torch.Tensor], m: int) -> None:
-        """One optimizer step on the sum of ``losses``. Every parameter gets a gradient, zero where its loss is
-        absent in a step: such a network is still moved by Adam's momentum, as in the 2018 code."""
-        self.check_finite(losses, m)  # --skip_nonfinite: stop before a NaN reaches the weights
-        # Freed, then the gradients absent after backward set to zero: the same values as zeroing first, without
-        # a fill and an accumulation per parameter.
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(sum(losses.values())).backward()
-        for group in optimizer.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    p.grad = torch.zeros_like(p)
-        scaler.step(optimizer)
-        scaler.update()
-
     def optimize_parameters(self) -> None:
         """One batch (the paper's §2.3): at each sequential step, translate, update G_A and G_B, then D_A and D_B."""
         sums = {name: 0.0 for name in self.loss_names}
@@ -441,11 +426,11 @@ class InstaGANModel(BaseModel):
                 self.set_requires_grad(D_nets, False)
                 with self._autocast():
                     loss_G = self.compute_G_loss(self.A, self.B)
-                self._update(self.optimizer_G, self.scaler_G, loss_G, m)
+                self.step_optimizer(self.optimizer_G, loss_G, self.scaler_G, m)
                 self.set_requires_grad(D_nets, True)
                 with self._autocast():
                     loss_D = self.compute_D_loss(self.A, self.B)
-                self._update(self.optimizer_D, self.scaler_D, loss_D, m)
+                self.step_optimizer(self.optimizer_D, loss_D, self.scaler_D, m)
                 for name, value in {**loss_G, **loss_D}.items():
                     sums[name] = sums[name] + value.detach()
                     counts[name] += 1

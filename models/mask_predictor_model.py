@@ -159,10 +159,7 @@ class MaskPredictorModel(BaseModel):
     def optimize_parameters(self) -> None:
         self.forward()
         losses = self.compute_losses()
-        self.check_finite(losses)
-        self.optimizers[0].zero_grad(set_to_none=False)
-        sum(losses.values()).backward()
-        self.optimizers[0].step()
+        self.step_optimizer(self.optimizers[0], losses)
         for name, value in losses.items():
             setattr(self, f"loss_{name}", value.detach())
 

@@ -1,9 +1,9 @@
 """Exact resume when the first batch after it has no instances.
 
-``zero_grad(set_to_none=False)`` keeps the gradient of a parameter that was ever stepped as zeros, so Adam moves it by
-its momentum in every later step, also in one that gives it no gradient (``encoder_seg`` and D's ``feature_seg`` on an
-image without instances). A resumed process starts without gradients: unless they are restored, Adam skips those
-parameters in that step and the resumed run drifts away from the one that was never stopped.
+Every optimizer step gives each parameter a gradient, zero where no loss reaches it, so Adam moves it by its momentum
+also in a step that gives it no gradient (``encoder_seg`` and D's ``feature_seg`` on an image without instances). A
+resumed process starts without gradients: were the zeros carried over from earlier steps instead of made by each
+step, Adam would skip those parameters there and the resumed run would drift away from the one never stopped.
 """
 
 from __future__ import annotations
