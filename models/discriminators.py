@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from util.distributed import any_across_ranks
 
-from .layers import add_spectral_norm, get_norm_layer, init_weights, successive_weights, uses_bias
+from .layers import add_spectral_norm, get_norm_layer, init_weights, successive_conv, uses_bias
 from .masks import nonempty
 
 
@@ -22,10 +21,11 @@ class NLayerSetDiscriminator(nn.Module):
     Sequential layouts are the 2018 code's, so its state_dicts map onto ours (see ``models.compat``).
 
     ``D([x_1, …, x_K])`` returns ``[D(x_1), …, D(x_K)]``: the same numbers as K calls one after the other (each
-    spectral norm makes one power step per call, so call k is judged with the k-th normalized weight), computed
-    as one grouped convolution per layer: the K calls (and all instance slots of all calls in ``feature_seg``)
-    are stacked along the channels, group k with call k's weight. Instance norm acts per channel, so it is the
-    same on the stack. Far fewer, larger operations than the 2018 code's one call per image and per mask.
+    spectral norm makes one power step per call, so call k is judged with the k-th normalized weight W / σ_k),
+    computed as one convolution per layer: the K calls (and all instance slots of all calls in ``feature_seg``)
+    are stacked along the batch, convolved with W, and call k's rows divided by σ_k. Instance norm acts per
+    sample, so it is the same on the stack. Far fewer, larger operations than the 2018 code's one call per image
+    and per mask.
     """
 
     always_use_all_params = False  # set under DDP: see ResnetSetGenerator
@@ -86,58 +86,53 @@ class NLayerSetDiscriminator(nn.Module):
         return outs if isinstance(x, (list, tuple)) else outs[0]
 
     @staticmethod
-    def _run_grouped(net: nn.Sequential, x: torch.Tensor, calls: int) -> torch.Tensor:
-        """``net`` applied in ``calls`` successive calls at once: ``x: [B, calls * C, H, W]`` holds call k's input
-        in channel group k; returns ``[B, calls * C', h, w]`` likewise."""
+    def _run_stacked(net: nn.Sequential, x: torch.Tensor, calls: int) -> torch.Tensor:
+        """``net`` applied in ``calls`` successive calls at once: ``x: [calls * B, C, H, W]`` holds call k's input
+        in rows ``k * B … (k + 1) * B - 1``; returns ``[calls * B, C', h, w]`` likewise."""
         for layer in net:
-            if isinstance(layer, nn.Conv2d):
-                weight = successive_weights(layer, calls)  # one power step per call, in call order
-                bias = None if layer.bias is None else layer.bias.repeat(calls)
-                x = F.conv2d(x, weight, bias, layer.stride, layer.padding, layer.dilation, groups=calls)
-            elif isinstance(layer, nn.InstanceNorm2d):  # affine=False, no running statistics: per channel
-                x = F.instance_norm(x, eps=layer.eps)
-            else:  # LeakyReLU, Sigmoid, Identity: elementwise
-                x = layer(x)
+            # Convolutions: call k's spectral-norm power step and σ_k (layers.successive_conv); instance norm,
+            # LeakyReLU, Sigmoid, Identity act per sample.
+            x = successive_conv(layer, x, calls) if isinstance(layer, nn.Conv2d) else layer(x)
         return x
 
     def _forward_grouped(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
-        calls, nc = len(xs), self.input_nc
-        feat_img = self._run_grouped(self.feature_img, torch.cat([t[:, :nc] for t in xs], 1), calls)
-        feat_img = feat_img.chunk(calls, 1)  # views: [B, C, h, w] per call
+        calls, nc, b = len(xs), self.input_nc, xs[0].shape[0]
+        feat_img = self._run_stacked(self.feature_img, torch.cat([t[:, :nc] for t in xs]), calls)
         # feature_seg: one call per used slot of each input, in the order of the sequential calls.
         present = [nonempty(t[:, nc:]) for t in xs]  # [B, N] per input
         slots = [(k, i) for k, p in enumerate(present) for i in p.any(0).nonzero()[:, 0].tolist()]
-        feat_sums = [torch.zeros_like(f) for f in feat_img]
+        feat_sums = [torch.zeros_like(f) for f in feat_img.split(b)]
         if slots:
-            masks = torch.cat([xs[k][:, nc + i : nc + i + 1] for k, i in slots], 1)  # [B, S, H, W]
-            feats = self._run_grouped(self.feature_seg, masks, len(slots)).chunk(len(slots), 1)
+            masks = torch.cat([xs[k][:, nc + i : nc + i + 1] for k, i in slots])  # [S * B, 1, H, W]
+            feats = self._run_stacked(self.feature_seg, masks, len(slots)).split(b)
             for (k, i), f in zip(slots, feats):  # the sequential path's sum, term by term
                 feat_sums[k] = feat_sums[k] + f * present[k][:, i, None, None, None].to(f.dtype)
-        joint = torch.cat([t for pair in zip(feat_img, feat_sums) for t in pair], 1)  # [img_k; sum_k] per call
-        return list(self._run_grouped(self.classifier, joint, calls).chunk(calls, 1))
+        joint = torch.cat([feat_img, torch.cat(feat_sums)], 1)  # [img_k; sum_k] per call
+        return list(self._run_stacked(self.classifier, joint, calls).split(b))
 
     def _forward_one(self, x: torch.Tensor) -> torch.Tensor:
-        """One call, one ``feature_seg`` call per used slot (DDP and batch norm use this path)."""
+        """One call, one ``feature_seg`` call per used slot (DDP and batch norm use this path). Each network runs
+        through ``_run_stacked`` with one call, so the numbers are those of the stacked path."""
         img, segs = x[:, : self.input_nc], x[:, self.input_nc :]
         present = nonempty(segs)  # [B, N]
         used = present.any(0)  # [N]: slots holding an instance in some sample
         if self.always_use_all_params:  # DDP: every rank makes the same feature_seg calls (see below)
             used = any_across_ranks(used)
-        feat_img = self.feature_img(img)
+        feat_img = self._run_stacked(self.feature_img, img, 1)
         feat_sum = torch.zeros_like(feat_img)
         # One feature_seg call per instance slot, as in the 2018 code. Each call is one power iteration of the
         # spectral norms in feature_seg, so u, v and every D output follow the original; a single batched call
         # would make one iteration instead of one per instance. A sample whose slot is empty adds nothing.
         for i in used.nonzero()[:, 0].tolist():
-            f = self.feature_seg(segs[:, i : i + 1])
+            f = self._run_stacked(self.feature_seg, segs[:, i : i + 1], 1)
             feat_sum = feat_sum + f * present[:, i, None, None, None].to(f.dtype)
         if not used.any() and self.always_use_all_params and self.training:
             # DDP, and no rank has a mask: a zero-weighted pass through feature_seg. It gives feature_seg's
             # parameters a (zero) gradient, so DDP reduces them as in any other step, and runs the power iteration
             # on every rank alike.
             dummy = segs.new_full((1, 1, self.dummy_size, self.dummy_size), -1.0)
-            feat_sum = feat_sum + self.feature_seg(dummy).sum() * 0.0
-        return self.classifier(torch.cat([feat_img, feat_sum], dim=1))
+            feat_sum = feat_sum + self._run_stacked(self.feature_seg, dummy, 1).sum() * 0.0
+        return self._run_stacked(self.classifier, torch.cat([feat_img, feat_sum], dim=1), 1)
 
 
 DISCRIMINATORS = {"set": NLayerSetDiscriminator}

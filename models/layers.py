@@ -50,12 +50,23 @@ class _OriginalOrderSpectralNorm(_SpectralNorm):
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         # σ in float32 under --amp too (CUDA autocast would run the power iteration's mv in half precision).
         with torch.autocast(weight.device.type, enabled=False):
-            if weight.ndim == 1 or not self.training or self.n_power_iterations != 1:
+            if weight.ndim == 1 or self.n_power_iterations != 1:
                 return super().forward(weight)
+            return weight / self.sigma(weight)
+
+    def sigma(self, weight: torch.Tensor) -> torch.Tensor:
+        """The σ that ``forward`` divides ``weight`` by, with the same power step in training (so a call of this is
+        a call of ``forward`` for u, v and σ). ``weight``: the unnormalized weight (``parametrizations.weight
+        .original``)."""
+        with torch.autocast(weight.device.type, enabled=False):
+            weight_mat = self._reshape_weight_to_matrix(weight)
+            if not self.training:  # torch's evaluation formula, with the stored u, v
+                u = self._u.clone(memory_format=torch.contiguous_format)
+                v = self._v.clone(memory_format=torch.contiguous_format)
+                return torch.vdot(u, torch.mv(weight_mat, v))
             # One power step as in _power_method, with its last product W v kept in the graph: σ = uᵀ (W v) then
             # reuses it instead of recomputing W v (the same kernel on the same operands, so the same bits), which
-            # saves one pass over W per call; the largest W (the classifier's, 33 MB) is read 2 times instead of 3.
-            weight_mat = self._reshape_weight_to_matrix(weight)
+            # saves one pass over W per call.
             with torch.no_grad():
                 self._v = F.normalize(torch.mv(weight_mat.detach().H, self._u), dim=0, eps=self.eps, out=self._v)
             v = self._v.clone(memory_format=torch.contiguous_format)
@@ -63,7 +74,7 @@ class _OriginalOrderSpectralNorm(_SpectralNorm):
             with torch.no_grad():
                 self._u = F.normalize(wv.detach(), dim=0, eps=self.eps, out=self._u)
             u = self._u.clone(memory_format=torch.contiguous_format)
-            return weight / torch.vdot(u, wv)
+            return torch.vdot(u, wv)
 
     @torch.no_grad()
     def _power_method(self, weight_mat: torch.Tensor, n_power_iterations: int) -> None:
@@ -82,16 +93,54 @@ def add_spectral_norm(module: nn.Module, kind: str = "original") -> nn.Module:
     return module
 
 
-def successive_weights(conv: nn.Module, calls: int) -> torch.Tensor:
-    """The weights that ``calls`` successive forwards of ``conv`` would use, concatenated along dim 0:
-    ``[O, I, kh, kw] -> [calls * O, I, kh, kw]``. A spectral-normalized layer makes one power step per call in
-    training, as those forwards would (same u, v, same σ, same numbers), so the calls can run as one grouped
-    convolution."""
-    if not _is_spectral_normalized(conv):
-        return conv.weight.repeat(calls, 1, 1, 1)
-    weight = conv.parametrizations.weight.original
-    normalize = conv.parametrizations.weight[0]
-    return torch.cat([normalize(weight) for _ in range(calls)])
+def successive_conv(conv: nn.Conv2d, x: torch.Tensor, calls: int) -> torch.Tensor:
+    """``calls`` successive forwards of ``conv`` at once: ``x: [calls * B, C, H, W]`` holds call k's input in rows
+    ``k * B … (k + 1) * B - 1``; returns the outputs stacked the same way.
+
+    A spectral-normalized layer makes one power step per call, as those forwards would (same u, v, same σ_k), and
+    call k's ``conv(x_k, W / σ_k) + b`` is computed as ``conv(x_k, W) / σ_k + b``: the same value up to rounding,
+    but one convolution of the whole stack with one weight, and no pass over the weight per call (forward, and
+    twice in backward: the classifier's weight has 8.4 M elements), only over the much smaller outputs.
+    """
+    sn = _is_spectral_normalized(conv)
+    weight = conv.parametrizations.weight.original if sn else conv.weight
+    out = _conv2d(x, weight, conv)
+    if sn:
+        normalize = conv.parametrizations.weight[0]
+        sigmas = torch.stack([spectral_sigma(normalize, weight) for _ in range(calls)])  # in call order
+        out = out / sigmas.to(out.dtype).repeat_interleave(x.shape[0] // calls).view(-1, 1, 1, 1)
+    return out if conv.bias is None else out + conv.bias.to(out.dtype).view(1, -1, 1, 1)
+
+
+def spectral_sigma(normalize: _SpectralNorm, weight: torch.Tensor) -> torch.Tensor:
+    """The σ by which a forward of the spectral-norm parametrization ``normalize`` divides ``weight``, with the
+    same power steps and the same numbers (torch's formula for its own order)."""
+    if isinstance(normalize, _OriginalOrderSpectralNorm):
+        return normalize.sigma(weight)
+    with torch.autocast(weight.device.type, enabled=False):
+        weight_mat = normalize._reshape_weight_to_matrix(weight)
+        if normalize.training:
+            normalize._power_method(weight_mat, normalize.n_power_iterations)
+        u = normalize._u.clone(memory_format=torch.contiguous_format)
+        v = normalize._v.clone(memory_format=torch.contiguous_format)
+        return torch.vdot(u, torch.mv(weight_mat, v))
+
+
+# Below this many output pixels, a convolution runs as unfold + one matrix product: oneDNN's direct convolution
+# reaches a quarter of its usual rate on the 7x7 outputs of D's classifier at 64x64 (docs/PERFORMANCE.md).
+SMALL_OUTPUT_PIXELS = 64
+
+
+def _conv2d(x: torch.Tensor, weight: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """``conv``'s convolution of ``x`` with ``weight``, without bias (zero padding, as D's layers)."""
+    h, w = (
+        (size + 2 * p - d * (k - 1) - 1) // s + 1
+        for size, p, d, k, s in zip(x.shape[-2:], conv.padding, conv.dilation, conv.kernel_size, conv.stride)
+    )
+    if conv.groups != 1 or conv.padding_mode != "zeros" or h * w > SMALL_OUTPUT_PIXELS:
+        return F.conv2d(x, weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
+    cols = F.unfold(x, conv.kernel_size, conv.dilation, conv.padding, conv.stride)  # [N, C·kh·kw, h·w]
+    return torch.matmul(weight.flatten(1), cols).view(x.shape[0], -1, h, w)
 
 
 def _is_spectral_normalized(module: nn.Module) -> bool:

@@ -1,7 +1,7 @@
 """The speed-ups of issue 11 compute what the plain formulation computes (docs/PERFORMANCE.md).
 
-* ``D([x_1, …, x_K])`` (one grouped convolution per layer) equals K successive calls ``D(x_k)``, power steps of
-  the spectral norms included;
+* ``D([x_1, …, x_K])`` (the K calls stacked along the batch, one convolution per layer, σ_k applied to the
+  outputs) equals K successive calls of D's parametrized layers, power steps of the spectral norms included;
 * the generators' batched passes (``batch_generators``) give the outputs, losses and gradients of one call per
   input;
 * a network that sits out a step still gets zero gradients (Adam's momentum moves it, as in the 2018 code).
@@ -16,6 +16,7 @@ from conftest import make_train_opts
 
 from models import create_model
 from models.discriminators import define_D
+from models.masks import nonempty
 
 
 def masks_batch(seed: int, used: list[int], b: int = 2, slots: int = 4, h: int = 32, w: int = 32) -> torch.Tensor:
@@ -27,6 +28,18 @@ def masks_batch(seed: int, used: list[int], b: int = 2, slots: int = 4, h: int =
     return x
 
 
+def module_calls_D(D, x: torch.Tensor) -> torch.Tensor:
+    """One call of D through its parametrized Sequentials (conv(x, W / σ) in each layer), one ``feature_seg`` call
+    per used slot, as the 2018 code."""
+    img, segs = x[:, : D.input_nc], x[:, D.input_nc :]
+    present = nonempty(segs)
+    feat = D.feature_img(img)
+    feat_sum = torch.zeros_like(feat)
+    for i in present.any(0).nonzero()[:, 0].tolist():
+        feat_sum = feat_sum + D.feature_seg(segs[:, i : i + 1]) * present[:, i, None, None, None].to(feat.dtype)
+    return D.classifier(torch.cat([feat, feat_sum], 1))
+
+
 def test_discriminator_list_call_equals_successive_calls():
     torch.manual_seed(0)
     grouped = define_D(3, 8).double().train()
@@ -35,7 +48,7 @@ def test_discriminator_list_call_equals_successive_calls():
     fake_plain = fake.detach().clone().requires_grad_(True)
     for _ in range(2):  # the second round starts from u, v advanced by the first
         outs = grouped([real, fake])
-        ref = [plain._forward_one(real), plain._forward_one(fake_plain)]
+        ref = [module_calls_D(plain, real), module_calls_D(plain, fake_plain)]
         for o, r in zip(outs, ref):
             torch.testing.assert_close(o, r, rtol=1e-12, atol=1e-12)
         ((outs[0] ** 2).mean() + ((outs[1] - 1) ** 2).mean()).backward()
