@@ -16,6 +16,7 @@ from conftest import make_train_opts
 
 from models import create_model
 from models.discriminators import define_D
+from models.layers import FewOutputsConv2d
 from models.masks import nonempty
 
 
@@ -114,3 +115,23 @@ def test_network_without_loss_in_a_step_gets_zero_gradients(toy_root, tmp_path):
     )
     model.optimize_parameters()  # step 2: B→A has no instance left (one mask), so D_B has no loss
     assert all(p.grad is not None and float(p.grad.abs().max()) == 0 for p in model.netD_B.parameters())
+
+
+def test_few_outputs_conv_equals_conv2d():
+    """The generators' last convolution (7x7 to 1 or 3 channels) as a matrix product and shifted sums: the values
+    and gradients of nn.Conv2d (float64), the same parameters and state_dict."""
+    torch.manual_seed(0)
+    for out_nc in (1, 3):
+        fast = FewOutputsConv2d(16, out_nc, 7).double()
+        plain = torch.nn.Conv2d(16, out_nc, 7).double()
+        plain.load_state_dict(fast.state_dict())
+        x = torch.randn(3, 16, 20, 26, dtype=torch.float64, requires_grad=True)
+        x_plain = x.detach().clone().requires_grad_(True)
+        y, y_plain = fast(x), plain(x_plain)
+        torch.testing.assert_close(y, y_plain, rtol=1e-12, atol=1e-12)
+        g = torch.randn_like(y)
+        y.backward(g)
+        y_plain.backward(g)
+        torch.testing.assert_close(x.grad, x_plain.grad, rtol=1e-12, atol=1e-12)
+        for (name, p), q in zip(fast.named_parameters(), plain.parameters()):
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-12, atol=1e-10, msg=name)
