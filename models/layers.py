@@ -172,7 +172,8 @@ class FewOutputsConv2d(nn.Conv2d):
         o, _, kh, kw = self.weight.shape
         h, w = hp - kh + 1, wp - kw + 1
         taps = self.weight.permute(0, 2, 3, 1).reshape(o * kh * kw, c)
-        z = torch.matmul(taps, x.view(n, c, hp * wp)).view(n, o, kh, kw, hp, wp)
+        # bmm of the expanded weight: torch.matmul would copy x into a transposed layout, forward and backward.
+        z = torch.bmm(taps.expand(n, -1, -1), x.view(n, c, hp * wp)).view(n, o, kh, kw, hp, wp)
         sn, so, si, sj, sh, sw = z.stride()
         shifted = z.as_strided((n, o, h, w, kh, kw), (sn, so, sh, sw, si + sh, sj + sw))  # [..., i, j] at (h+i, w+j)
         y = shifted.sum((-2, -1))
