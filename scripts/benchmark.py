@@ -12,7 +12,12 @@ every sequential step runs.
 ``--compare-original PATH`` (a checkout of the 2018 code) times the 2018 model on the same batches, alternating
 fresh subprocesses (ours, original, ours, original, ... for ``--rounds`` rounds) so that a busy machine slows
 both alike, and prints both iterations per second, their ratio and peak memory. ``--dataroot`` takes the batches
-from a dataset (in file order, as ``--serial_batches``) instead of synthetic images.
+from a dataset (in file order, as ``--serial_batches``) instead of synthetic images. The ratio is of wall-clock
+medians; each round also prints its iterations' wall times, CPU time, the threads used, page faults and the load
+average, since a machine busy with other jobs stretches wall time and (spinning OpenMP threads) CPU time alike:
+compare on a quiet machine, at ``--threads 1`` or at as many threads as there are idle cores. On the CPU our model
+keeps freed memory in the heap (``models.base_model.keep_freed_memory_in_heap``); ``--same-allocator`` does the
+same in the 2018 code's process.
 
 Modes: ``sequential`` translates the instances two at a time (``--ins_per 2 --ins_max n``, the paper's memory
 trick); ``onestep`` translates all of them at once (``--ins_per n --ins_max n``). Sequential memory should stay
@@ -164,6 +169,10 @@ def run_child(cfg: dict) -> dict:
     if cfg.get("impl", "ours") == "original":
         if device.type != "cpu":
             raise SystemExit("--compare-original runs on the CPU only (the 2018 code's device handling is not shimmed)")
+        if cfg.get("same_allocator"):  # the heap setting our model makes on the CPU (models.base_model), for both
+            from models.base_model import keep_freed_memory_in_heap
+
+            keep_freed_memory_in_heap()
         model = build_original(cfg, opt)
     else:
         model = create_model(opt, device)
@@ -188,13 +197,16 @@ def run_child(cfg: dict) -> dict:
     sync()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    times, cpu_times = [], []
+    times, cpu_times, loads = [], [], [os.getloadavg()[0]]
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(cfg["iters"]):
         t0, c0 = time.perf_counter(), time.process_time()
         step()
         sync()
         times.append(time.perf_counter() - t0)
         cpu_times.append(time.process_time() - c0)
+        loads.append(os.getloadavg()[0])
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / max(cfg["iters"], 1)
     times.sort()
     cpu_times.sort()
     s_iter = times[len(times) // 2]  # median
@@ -203,7 +215,12 @@ def run_child(cfg: dict) -> dict:
         times=times,
         s_per_iter=s_iter,
         s_per_iter_min=times[0],
-        cpu_s_per_iter=cpu_times[len(cpu_times) // 2],  # CPU time of all threads: robust to a busy machine
+        # CPU time of all threads. Not a substitute for wall time on a busy machine: OpenMP threads that wait for
+        # a descheduled peer spin, which inflates it (the 68 CPU s per iteration of an earlier run at load 12).
+        cpu_s_per_iter=cpu_times[len(cpu_times) // 2],
+        threads=torch.get_num_threads(),
+        load_avg=loads,  # 1-minute load average before the timed iterations and after each
+        page_faults_per_iter=faults,
         images_per_s=cfg["batch_size"] / s_iter,
         peak_mem_mb=(torch.cuda.max_memory_allocated() if cuda else _peak_rss()) / 2**20,
         mem_kind="cuda_max_allocated" if cuda else "peak_rss",
@@ -281,6 +298,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         help="a checkout of the 2018 code (sangwoomo/instagan): time it on the same batches, alternating",
     )
     p.add_argument("--rounds", type=int, default=3, help="with --compare-original: alternations ours / original")
+    p.add_argument(
+        "--same-allocator",
+        "--same_allocator",
+        dest="same_allocator",
+        action="store_true",
+        help="with --compare-original: give the 2018 code's process the heap setting our model makes on the CPU "
+        "(models.base_model.keep_freed_memory_in_heap), to see the ratio without it",
+    )
     p.add_argument("--dataroot", type=str, default="", help="batches from this dataset instead of synthetic ones")
     p.add_argument("--_child", type=str, default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -320,6 +345,15 @@ def child_config(args, mode: str, n: int, tmp: str, **extra) -> dict:
     return cfg
 
 
+def child_env(cfg: dict) -> dict:
+    """The child's environment; with ``--threads N`` OpenMP and MKL start N threads (torch.set_num_threads in the
+    child sets the same), so no idle pool of the default size competes with the timed threads."""
+    env = os.environ.copy()
+    if cfg.get("threads"):
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(cfg["threads"])
+    return env
+
+
 def run_subprocess(cfg: dict, label: str) -> dict | None:
     """Run one configuration in a fresh interpreter; its result, or None (and stderr printed) if it failed."""
     proc = subprocess.run(
@@ -327,7 +361,7 @@ def run_subprocess(cfg: dict, label: str) -> dict | None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env=os.environ.copy(),
+        env=child_env(cfg),
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode or not lines:
@@ -362,8 +396,11 @@ def compare_original(args) -> list[dict]:
                             return results
                         runs[impl].append(r)
                         print(
-                            f"round {k + 1} {impl:>8} {mode} n={n}: {r['s_per_iter']:.3f} s/iter (median of "
-                            f"{len(r['times'])}), CPU {r['cpu_s_per_iter']:.3f} s, {r['peak_mem_mb']:.0f} MiB",
+                            f"round {k + 1} {impl:>8} {mode} n={n}: wall {r['s_per_iter']:.3f} s/iter (median of "
+                            f"{len(r['times'])}: {', '.join(f'{t:.2f}' for t in sorted(r['times']))}), CPU "
+                            f"{r['cpu_s_per_iter']:.3f} s, {r['threads']} threads, {r['peak_mem_mb']:.0f} MiB, "
+                            f"{r['page_faults_per_iter']:.0f} page faults/iter, load avg "
+                            f"{min(r['load_avg']):.2f}-{max(r['load_avg']):.2f}",
                             flush=True,
                         )
                 summary = {"mode": mode, "instances": n, "rounds": args.rounds}
@@ -373,10 +410,14 @@ def compare_original(args) -> list[dict]:
                     cpu = sorted(r["cpu_s_per_iter"] for r in rs)[len(rs) // 2]
                     peak = max(r["peak_mem_mb"] for r in rs)
                     summary[impl] = {
-                        "s_per_iter": median,
+                        "s_per_iter": median,  # wall clock, median over every timed iteration of every round
                         "its_per_s": 1 / median,
                         "peak_mem_mb": peak,
                         "cpu_s_per_iter": cpu,
+                        "load_avg": [
+                            min(x for r in rs for x in r["load_avg"]),
+                            max(x for r in rs for x in r["load_avg"]),
+                        ],
                     }
                 summary["ratio"] = summary["ours"]["its_per_s"] / summary["original"]["its_per_s"]
                 results.append(summary)
@@ -385,7 +426,10 @@ def compare_original(args) -> list[dict]:
                     f"{mode} n={n}: ours {o['its_per_s']:.4f} it/s ({o['s_per_iter']:.3f} s/iter, peak "
                     f"{o['peak_mem_mb']:.0f} MiB), original {t['its_per_s']:.4f} it/s "
                     f"({t['s_per_iter']:.3f} s/iter, peak {t['peak_mem_mb']:.0f} MiB): "
-                    f"ratio ours/original {summary['ratio']:.2f}x",
+                    f"ratio ours/original {summary['ratio']:.2f}x (wall-clock medians over {args.rounds} rounds; "
+                    f"{args.threads or 'default'} threads; load avg {min(o['load_avg'][0], t['load_avg'][0]):.2f}-"
+                    f"{max(o['load_avg'][1], t['load_avg'][1]):.2f}; original's heap "
+                    f"{'as ours' if args.same_allocator else 'glibc default'})",
                     flush=True,
                 )
     if args.json:
