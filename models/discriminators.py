@@ -51,7 +51,7 @@ class NLayerSetDiscriminator(nn.Module):
         layers = [
             add_spectral_norm(nn.Conv2d(width_in, width, 4, stride=1, padding=1), spectral_norm),
             norm_layer(width),
-            nn.LeakyReLU(0.2, True),
+            nn.LeakyReLU(0.2),  # not in place after a norm: see models/generators.py
             add_spectral_norm(nn.Conv2d(width, 1, 4, stride=1, padding=1), spectral_norm),
         ]
         if use_sigmoid:
@@ -68,7 +68,7 @@ class NLayerSetDiscriminator(nn.Module):
             layers += [
                 add_spectral_norm(nn.Conv2d(ndf * prev, ndf * mult, 4, stride=2, padding=1, bias=use_bias), sn),
                 norm_layer(ndf * mult),
-                nn.LeakyReLU(0.2, True),
+                nn.LeakyReLU(0.2),  # not in place after a norm: see models/generators.py
             ]
         return nn.Sequential(*layers)
 

@@ -10,13 +10,17 @@ from util.distributed import zero_touch
 from .layers import FewOutputsConv2d, get_norm_layer, init_weights, uses_bias
 from .masks import nonempty
 
+# The ReLUs after a norm layer are not in place (CycleGAN's were): instance norm returns a view of its result, and an
+# in-place op on a view makes autograd copy the whole gradient of its base in backward (CopySlices), once per layer.
+# The same values.
+
 
 class ResnetBlock(nn.Module):
     """``x + conv_block(x)``: two reflect-padded 3x3 convolutions (CycleGAN's block, same Sequential layout)."""
 
     def __init__(self, dim: int, norm_layer, use_dropout: bool, use_bias: bool):
         super().__init__()
-        layers = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), norm_layer(dim), nn.ReLU(True)]
+        layers = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), norm_layer(dim), nn.ReLU()]
         if use_dropout:
             layers.append(nn.Dropout(0.5))
         layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), norm_layer(dim)]
@@ -32,13 +36,13 @@ def resnet_encoder(
     """7x7 conv, ``n_down`` stride-2 3x3 convs, ``n_blocks`` ResNet blocks.
 
     ``[B, in_nc, H, W] -> [B, 4ngf, H/4, W/4]``."""
-    layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_nc, ngf, 7, bias=use_bias), norm_layer(ngf), nn.ReLU(True)]
+    layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_nc, ngf, 7, bias=use_bias), norm_layer(ngf), nn.ReLU()]
     for i in range(n_down):
         mult = 2**i
         layers += [
             nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=use_bias),
             norm_layer(ngf * mult * 2),
-            nn.ReLU(True),
+            nn.ReLU(),
         ]
     layers += [ResnetBlock(ngf * 2**n_down, norm_layer, use_dropout, use_bias) for _ in range(n_blocks)]
     return nn.Sequential(*layers)
@@ -55,7 +59,7 @@ def resnet_decoder(out_nc: int, ngf: int, norm_layer, use_bias: bool, n_up: int 
         layers += [
             nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1, bias=use_bias),
             norm_layer(ngf * mult // 2),
-            nn.ReLU(True),
+            nn.ReLU(),
         ]
     layers += [nn.ReflectionPad2d(3), FewOutputsConv2d(ngf, out_nc, 7), nn.Tanh()]  # an nn.Conv2d, faster
     return nn.Sequential(*layers)
