@@ -27,24 +27,30 @@ from util.progress import Progress  # noqa: E402
 PALETTE = [(220, 60, 50), (240, 200, 40), (60, 170, 80), (50, 110, 220), (240, 240, 240), (150, 70, 190)]
 
 
-def background(rng: np.random.Generator, size: int) -> Image.Image:
-    """One of four background kinds, in random muted colours."""
+BACKGROUNDS = ("gradient", "stripes", "checker", "noise")
+
+
+def background(
+    rng: np.random.Generator, size: int, kinds: tuple[str, ...] = BACKGROUNDS, pixel_noise: float = 6.0
+) -> Image.Image:
+    """A background of one of ``kinds`` (drawn at random), in random muted colours, plus Gaussian pixel noise of
+    standard deviation ``pixel_noise`` (0-255 scale)."""
     c1, c2 = (rng.integers(40, 200, 3) for _ in range(2))
     yy, xx = np.mgrid[0:size, 0:size] / size
-    kind = rng.integers(4)
-    if kind == 0:  # gradient at a random angle
+    kind = kinds[rng.integers(len(kinds))]
+    if kind == "gradient":  # at a random angle
         angle = rng.uniform(0, 2 * math.pi)
         t = ((xx - 0.5) * math.cos(angle) + (yy - 0.5) * math.sin(angle) + 0.75) / 1.5
-    elif kind == 1:  # stripes
+    elif kind == "stripes":
         t = (np.sin((xx if rng.integers(2) else yy) * rng.uniform(8, 20)) > 0).astype(float)
-    elif kind == 2:  # checker
+    elif kind == "checker":
         n = rng.integers(3, 7)
         t = ((np.floor(xx * n) + np.floor(yy * n)) % 2).astype(float)
-    else:  # smooth noise
+    else:  # "noise": smooth noise
         coarse = rng.random((6, 6))
         t = np.array(Image.fromarray((coarse * 255).astype(np.uint8)).resize((size, size), Image.BICUBIC)) / 255.0
     t = np.clip(t, 0, 1)[..., None]
-    image = c1 * (1 - t) + c2 * t + rng.normal(0, 6, (size, size, 3))
+    image = c1 * (1 - t) + c2 * t + rng.normal(0, 1, (size, size, 3)) * pixel_noise
     return Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))
 
 
@@ -62,11 +68,15 @@ def shape_polygon(domain: str, cx: float, cy: float, r: float, angle: float | No
     ]
 
 
-def instance_count(rng: np.random.Generator, p_empty: float) -> int:
-    """0 with probability ``p_empty``, else 1-4 instances (1 and 2 the most frequent)."""
+INSTANCE_COUNT_P = (0.35, 0.35, 0.2, 0.1)  # of 1, 2, 3, 4 instances
+
+
+def instance_count(rng: np.random.Generator, p_empty: float, max_instances: int = 4) -> int:
+    """0 with probability ``p_empty``, else 1 to ``max_instances`` (at most 4; 1 and 2 the most frequent)."""
     if rng.random() < p_empty:
         return 0
-    return int(rng.choice([1, 2, 3, 4], p=[0.35, 0.35, 0.2, 0.1]))
+    p = np.array(INSTANCE_COUNT_P[:max_instances])
+    return int(rng.choice(np.arange(1, max_instances + 1), p=p / p.sum()))
 
 
 def make_sample(
@@ -76,21 +86,25 @@ def make_sample(
     p_empty: float = 0.02,
     radius: tuple[float, float] = (0.12, 0.22),
     rotate: bool = False,
+    backgrounds: tuple[str, ...] = BACKGROUNDS,
+    pixel_noise: float = 6.0,
+    max_instances: int = 4,
+    outline: bool = True,
 ) -> tuple[Image.Image, list[np.ndarray]]:
     """One image and the masks of its visible instances (``[size, size]`` bool each, at least 8 pixels).
 
     ``radius``: the instances' radius range as a fraction of ``size``."""
-    image = background(rng, size)
+    image = background(rng, size, backgrounds, pixel_noise)
     draw = ImageDraw.Draw(image)
     masks: list[np.ndarray] = []
-    for _ in range(instance_count(rng, p_empty)):
+    for _ in range(instance_count(rng, p_empty, max_instances)):
         r = rng.uniform(*radius) * size
         # Centres may lie close to the border, so some instances are cut by it.
         cx, cy = rng.uniform(0.08, 0.92, 2) * size
         angle = rng.uniform(0, math.pi / 2)  # drawn in both modes, so --rotate changes only the squares
         polygon = shape_polygon(domain, cx, cy, r, angle if rotate else None)
         colour = PALETTE[rng.integers(len(PALETTE))]
-        draw.polygon(polygon, fill=colour, outline=tuple(int(c * 0.6) for c in colour))
+        draw.polygon(polygon, fill=colour, outline=tuple(int(c * 0.6) for c in colour) if outline else colour)
         layer = Image.new("L", (size, size), 0)
         ImageDraw.Draw(layer).polygon(polygon, fill=255, outline=255)
         new = np.array(layer) > 0
@@ -126,15 +140,39 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--r_min", type=float, default=0.12, help="smallest instance radius, as a fraction of --size")
     parser.add_argument("--r_max", type=float, default=0.22, help="largest instance radius, as a fraction of --size")
     parser.add_argument("--rotate", action="store_true", help="rotate the squares at random (else axis-aligned)")
+    parser.add_argument(
+        "--backgrounds",
+        default=",".join(BACKGROUNDS),
+        help=f"comma-separated background kinds to draw from, among {','.join(BACKGROUNDS)}",
+    )
+    parser.add_argument("--pixel_noise", type=float, default=6.0, help="std of the pixel noise, 0-255 scale")
+    parser.add_argument("--max_instances", type=int, default=4, help="most instances per image (1-4)")
+    parser.add_argument("--no_outline", action="store_true", help="draw the instances without their darker outline")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if not 0 <= args.p_empty <= 1:
         parser.error(f"--p_empty must be in [0, 1], got {args.p_empty}")
     if not 0 < args.r_min <= args.r_max:
         parser.error(f"need 0 < --r_min <= --r_max, got {args.r_min} and {args.r_max}")
+    kinds = tuple(k for k in args.backgrounds.split(",") if k)
+    unknown = sorted(set(kinds) - set(BACKGROUNDS))
+    if unknown or not kinds:
+        parser.error(f"--backgrounds: unknown or no kind {unknown}; choose among {','.join(BACKGROUNDS)}")
+    if not 1 <= args.max_instances <= len(INSTANCE_COUNT_P):
+        parser.error(f"--max_instances must be in [1, {len(INSTANCE_COUNT_P)}], got {args.max_instances}")
+    if args.pixel_noise < 0:
+        parser.error(f"--pixel_noise must be >= 0, got {args.pixel_noise}")
     root = Path(args.save_root)
     rng = np.random.default_rng(args.seed)
-    sample = {"p_empty": args.p_empty, "radius": (args.r_min, args.r_max), "rotate": args.rotate}
+    sample = {
+        "p_empty": args.p_empty,
+        "radius": (args.r_min, args.r_max),
+        "rotate": args.rotate,
+        "backgrounds": kinds,
+        "pixel_noise": args.pixel_noise,
+        "max_instances": args.max_instances,
+        "outline": not args.no_outline,
+    }
     for phase, n in (("train", args.n_train), ("test", args.n_test)):
         for domain in "AB":
             k = write_split(root, phase, domain, n, args.size, rng, **sample)

@@ -80,3 +80,33 @@ def test_make_toy_writes_the_layout_and_checks_its_arguments(tmp_path):
         make_toy(["--save_root", str(tmp_path / "bad"), "--p_empty", "2"])
     with pytest.raises(SystemExit):
         make_toy(["--save_root", str(tmp_path / "bad"), "--r_min", "0.3", "--r_max", "0.2"])
+
+
+def test_backgrounds_and_pixel_noise_choose_what_is_drawn(tmp_path):
+    from datasets.make_toy_dataset import background
+
+    rng = np.random.default_rng(2)
+    for _ in range(10):
+        # A noiseless gradient is smooth: neighbouring pixels differ by a few levels at most.
+        smooth = np.asarray(background(rng, 32, ("gradient",), pixel_noise=0.0), dtype=float)
+        assert np.abs(np.diff(smooth, axis=1)).max() <= 12 and np.abs(np.diff(smooth, axis=0)).max() <= 12
+    # Checkers have sharp steps; pixel noise adds per-pixel variation to a gradient.
+    steps = [np.abs(np.diff(np.asarray(background(rng, 32, ("checker",), 0.0), float), axis=1)).max() for _ in range(5)]
+    assert max(steps) > 20
+    noisy = np.asarray(background(rng, 32, ("gradient",), pixel_noise=20.0), dtype=float)
+    assert np.abs(np.diff(noisy, axis=1)).mean() > 10
+    for bad in (["--backgrounds", "gradient,plaid"], ["--backgrounds", ""], ["--pixel_noise", "-1"]):
+        with pytest.raises(SystemExit):
+            make_toy(["--save_root", str(tmp_path / "bad"), *bad])
+    assert not (tmp_path / "bad").exists()
+
+
+def test_max_instances_and_no_outline():
+    rng = np.random.default_rng(3)
+    counts = [len(make_sample(rng, "A", 64, p_empty=0.0, radius=(0.1, 0.1), max_instances=2)[1]) for _ in range(60)]
+    assert set(counts) <= {1, 2} and 2 in counts  # small discs far apart enough to stay at least 8 pixels
+    # Without the outline an instance is one flat colour; with it the border pixels are darker.
+    for outline, n_colours in ((False, 1), (True, 2)):
+        image, masks = make_sample(np.random.default_rng(4), "B", 64, p_empty=0.0, max_instances=1, outline=outline)
+        pixels = np.asarray(image)[masks[0]]
+        assert len(np.unique(pixels, axis=0)) == n_colours
