@@ -77,6 +77,19 @@ class _OriginalOrderSpectralNorm(_SpectralNorm):
             return torch.vdot(u, wv)
 
     @torch.no_grad()
+    def power_steps(self, weight: torch.Tensor, calls: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The power steps of ``calls`` successive training forwards (the same u, v, bit for bit), without σ:
+        ``(U [out, calls], V [in, calls])``, column k the u, v of call k, so σ_k = u_kᵀ W v_k."""
+        weight_mat = self._reshape_weight_to_matrix(weight)
+        us, vs = [], []
+        for _ in range(calls):
+            self._v = F.normalize(torch.mv(weight_mat.H, self._u), dim=0, eps=self.eps, out=self._v)
+            self._u = F.normalize(torch.mv(weight_mat, self._v), dim=0, eps=self.eps, out=self._u)
+            us.append(self._u.clone())
+            vs.append(self._v.clone())
+        return torch.stack(us, 1), torch.stack(vs, 1)
+
+    @torch.no_grad()
     def _power_method(self, weight_mat: torch.Tensor, n_power_iterations: int) -> None:
         for _ in range(n_power_iterations):
             self._v = F.normalize(torch.mv(weight_mat.H, self._u), dim=0, eps=self.eps, out=self._v)
@@ -104,12 +117,38 @@ def successive_conv(conv: nn.Conv2d, x: torch.Tensor, calls: int) -> torch.Tenso
     """
     sn = _is_spectral_normalized(conv)
     weight = conv.parametrizations.weight.original if sn else conv.weight
-    out = _conv2d(x, weight, conv)
-    if sn:
-        normalize = conv.parametrizations.weight[0]
-        sigmas = torch.stack([spectral_sigma(normalize, weight) for _ in range(calls)])  # in call order
+    normalize = conv.parametrizations.weight[0] if sn else None
+    size = _output_size(x, conv)
+    if (
+        isinstance(normalize, _OriginalOrderSpectralNorm)
+        and normalize.training
+        and _as_matmul(conv, size)
+        and not torch.is_autocast_enabled(x.device.type)
+    ):
+        out, sigmas = _matmul_conv_and_sigmas(x, weight, conv, normalize, calls, size)
+    else:
+        out = _conv2d(x, weight, conv)
+        sigmas = torch.stack([spectral_sigma(normalize, weight) for _ in range(calls)]) if sn else None  # in order
+    if sigmas is not None:
         out = out / sigmas.to(out.dtype).repeat_interleave(x.shape[0] // calls).view(-1, 1, 1, 1)
     return out if conv.bias is None else out + conv.bias.to(out.dtype).view(1, -1, 1, 1)
+
+
+def _matmul_conv_and_sigmas(
+    x: torch.Tensor, weight: torch.Tensor, conv: nn.Conv2d, normalize, calls: int, size: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A small-output convolution (unfold + matmul) and the σ_k of ``calls`` power steps in one matrix product:
+    ``W [cols | v_1 … v_K]`` gives the convolution and every W v_k, so the backward's one product
+    ``dW = dY [cols | V]ᵀ`` also holds the σ terms ``Σ_k dσ_k u_k v_kᵀ``, which were otherwise one outer product
+    and one accumulation of W's size (8.4 M elements for the classifier) per call."""
+    u, v = normalize.power_steps(weight, calls)  # the same u, v as ``calls`` forwards
+    n, pixels = x.shape[0], size[0] * size[1]
+    cols = F.unfold(x, conv.kernel_size, conv.dilation, conv.padding, conv.stride)  # [N, C·kh·kw, h·w]
+    cols = torch.cat([cols.transpose(0, 1).reshape(cols.shape[1], n * pixels), v.to(cols.dtype)], 1)
+    y = weight.flatten(1) @ cols  # [O, N·h·w + K]
+    sigmas = (u * y[:, n * pixels :]).sum(0)  # σ_k = u_kᵀ (W v_k)
+    out = y[:, : n * pixels].view(-1, n, pixels).transpose(0, 1).reshape(n, -1, *size)
+    return out, sigmas
 
 
 def spectral_sigma(normalize: _SpectralNorm, weight: torch.Tensor) -> torch.Tensor:
@@ -131,13 +170,22 @@ def spectral_sigma(normalize: _SpectralNorm, weight: torch.Tensor) -> torch.Tens
 SMALL_OUTPUT_PIXELS = 64
 
 
-def _conv2d(x: torch.Tensor, weight: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    """``conv``'s convolution of ``x`` with ``weight``, without bias (zero padding, as D's layers)."""
+def _output_size(x: torch.Tensor, conv: nn.Conv2d) -> tuple[int, int]:
     h, w = (
         (size + 2 * p - d * (k - 1) - 1) // s + 1
         for size, p, d, k, s in zip(x.shape[-2:], conv.padding, conv.dilation, conv.kernel_size, conv.stride)
     )
-    if conv.groups != 1 or conv.padding_mode != "zeros" or h * w > SMALL_OUTPUT_PIXELS:
+    return h, w
+
+
+def _as_matmul(conv: nn.Conv2d, size: tuple[int, int]) -> bool:
+    return conv.groups == 1 and conv.padding_mode == "zeros" and size[0] * size[1] <= SMALL_OUTPUT_PIXELS
+
+
+def _conv2d(x: torch.Tensor, weight: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """``conv``'s convolution of ``x`` with ``weight``, without bias (zero padding, as D's layers)."""
+    h, w = _output_size(x, conv)
+    if not _as_matmul(conv, (h, w)):
         return F.conv2d(x, weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
     cols = F.unfold(x, conv.kernel_size, conv.dilation, conv.padding, conv.stride)  # [N, C·kh·kw, h·w]
     return torch.matmul(weight.flatten(1), cols).view(x.shape[0], -1, h, w)
