@@ -15,9 +15,9 @@ both alike, and prints both iterations per second, their ratio and peak memory. 
 from a dataset (in file order, as ``--serial_batches``) instead of synthetic images. The ratio is of wall-clock
 medians; each round also prints its iterations' wall times, CPU time, the threads used, page faults and the load
 average, since a machine busy with other jobs stretches wall time and (spinning OpenMP threads) CPU time alike:
-compare on a quiet machine, at ``--threads 1`` or at as many threads as there are idle cores. On the CPU our model
-keeps freed memory in the heap (``models.base_model.keep_freed_memory_in_heap``); ``--same-allocator`` does the
-same in the 2018 code's process.
+compare on a quiet machine, at ``--threads 1`` or at as many threads as there are idle cores. On the CPU
+train.py and this script's runs of ours keep freed memory in the heap (``util.memory.keep_freed_memory_in_heap``);
+``--same-allocator`` does the same in the 2018 code's process.
 
 Modes: ``sequential`` translates the instances two at a time (``--ins_per 2 --ins_max n``, the paper's memory
 trick); ``onestep`` translates all of them at once (``--ins_per n --ins_max n``). Sequential memory should stay
@@ -159,6 +159,7 @@ def run_child(cfg: dict) -> dict:
     sys.path.insert(0, str(ROOT))
     from models import create_model
     from options.base_options import resolve_device
+    from util.memory import keep_freed_memory_in_heap
 
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
@@ -169,12 +170,12 @@ def run_child(cfg: dict) -> dict:
     if cfg.get("impl", "ours") == "original":
         if device.type != "cpu":
             raise SystemExit("--compare-original runs on the CPU only (the 2018 code's device handling is not shimmed)")
-        if cfg.get("same_allocator"):  # the heap setting our model makes on the CPU (models.base_model), for both
-            from models.base_model import keep_freed_memory_in_heap
-
+        if cfg.get("same_allocator"):  # the heap setting train.py makes on the CPU, for the 2018 code too
             keep_freed_memory_in_heap()
         model = build_original(cfg, opt)
     else:
+        if device.type == "cpu":
+            keep_freed_memory_in_heap()  # as train.py does
         model = create_model(opt, device)
     if cfg.get("data"):
         batches = torch.load(cfg["data"])
@@ -304,7 +305,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         dest="same_allocator",
         action="store_true",
         help="with --compare-original: give the 2018 code's process the heap setting our model makes on the CPU "
-        "(models.base_model.keep_freed_memory_in_heap), to see the ratio without it",
+        "(util.memory.keep_freed_memory_in_heap), to see the ratio without it",
     )
     p.add_argument("--dataroot", type=str, default="", help="batches from this dataset instead of synthetic ones")
     p.add_argument("--_child", type=str, default="", help=argparse.SUPPRESS)
