@@ -7,7 +7,14 @@ import torch.nn as nn
 
 from util.distributed import any_across_ranks
 
-from .layers import add_spectral_norm, get_norm_layer, init_weights, successive_conv, uses_bias
+from .layers import (
+    add_spectral_norm,
+    get_norm_layer,
+    init_weights,
+    successive_conv,
+    successive_power_steps,
+    uses_bias,
+)
 from .masks import nonempty
 
 
@@ -85,14 +92,27 @@ class NLayerSetDiscriminator(nn.Module):
             outs = [self._forward_one(t) for t in xs]
         return outs if isinstance(x, (list, tuple)) else outs[0]
 
-    @staticmethod
-    def _run_stacked(net: nn.Sequential, x: torch.Tensor, calls: int) -> torch.Tensor:
+    def compile_layers(self, **options) -> None:
+        """``torch.compile`` the layers of the three sub-networks (``--compile``); the power steps stay eager (see
+        ``_run_stacked``), and so does the set logic around them, whose shapes depend on which masks are
+        non-empty. The compiled function is a plain attribute: parameters and state_dict names do not change."""
+        self._layers = torch.compile(self._layers, **options)
+
+    def _run_stacked(self, net: nn.Sequential, x: torch.Tensor, calls: int) -> torch.Tensor:
         """``net`` applied in ``calls`` successive calls at once: ``x: [calls * B, C, H, W]`` holds call k's input
         in rows ``k * B … (k + 1) * B - 1``; returns ``[calls * B, C', h, w]`` likewise."""
-        for layer in net:
-            # Convolutions: call k's spectral-norm power step and σ_k (layers.successive_conv); instance norm,
-            # LeakyReLU, Sigmoid, Identity act per sample.
-            x = successive_conv(layer, x, calls) if isinstance(layer, nn.Conv2d) else layer(x)
+        # The spectral norms' power steps of all calls first (they update u, v in place, which compiled autograd
+        # rejects), then the layers as a pure function of x, the parameters and those u, v, compiled under
+        # --compile. The same steps and numbers as one layer at a time.
+        uvs = [successive_power_steps(layer, calls) if isinstance(layer, nn.Conv2d) else None for layer in net]
+        return self._layers(net, x, calls, uvs)
+
+    @staticmethod
+    def _layers(net: nn.Sequential, x: torch.Tensor, calls: int, uvs: list) -> torch.Tensor:
+        for layer, uv in zip(net, uvs):
+            # Convolutions: call k's σ_k from its u, v (layers.successive_conv); instance norm, LeakyReLU, Sigmoid,
+            # Identity act per sample.
+            x = successive_conv(layer, x, calls, uv) if isinstance(layer, nn.Conv2d) else layer(x)
         return x
 
     def _forward_grouped(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:

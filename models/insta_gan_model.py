@@ -186,7 +186,8 @@ class InstaGANModel(BaseModel):
         parser.add_argument(
             "--compile",
             action="store_true",
-            help="torch.compile the convolutional sub-networks (slow first iterations; GPU)",
+            help="torch.compile the convolutional sub-networks of G and D (D's power steps stay eager); the first "
+            "iterations compile for minutes (docs/PERFORMANCE.md)",
         )
         if is_train:
             parser.add_argument("--lambda_A", type=float, default=10.0, help="weight of the cycle loss A→B→A")
@@ -275,9 +276,12 @@ class InstaGANModel(BaseModel):
                 # The sub-networks share one compiled entry point, and every input shape (masks per batch) is
                 # a variant: room for all of them. dynamic=False: inductor's CPU code for symbolic batch sizes
                 # failed here (torch 2.14), and the few batch sizes recompile once each.
-                # D stays eager: its spectral norm updates u and v in place during the forward, which compiled
-                # autograd rejected ("modified by an inplace operation") with torch 2.14.
                 torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+                if hasattr(net, "compile_layers"):
+                    # D: its spectral norms' power steps update u, v in place, which compiled autograd rejects
+                    # ("modified by an inplace operation"), so they run eagerly before the compiled layers.
+                    net.compile_layers(dynamic=False)
+                    continue
                 for child in net.children():
                     if not any(parametrize.is_parametrized(m) for m in child.modules()):
                         child.compile(dynamic=False)

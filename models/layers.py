@@ -106,16 +106,41 @@ def add_spectral_norm(module: nn.Module, kind: str = "original") -> nn.Module:
     return module
 
 
-def successive_conv(conv: nn.Conv2d, x: torch.Tensor, calls: int) -> torch.Tensor:
-    """``calls`` successive forwards of ``conv`` at once: ``x: [calls * B, C, H, W]`` holds call k's input in rows
-    ``k * B … (k + 1) * B - 1``; returns the outputs stacked the same way.
+@torch.no_grad()
+def successive_power_steps(conv: nn.Module, calls: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The power steps of ``calls`` successive forwards of ``conv``'s spectral norm, made now (u, v updated in place,
+    the same bits as those forwards): ``(U [out, calls], V [in, calls])``, column k the u, v with which call k
+    computes σ_k = u_kᵀ W v_k. In evaluation mode no step is made and every column is the stored u, v. ``None`` if
+    ``conv`` is not spectral-normalized."""
+    if not _is_spectral_normalized(conv):
+        return None
+    normalize, weight = conv.parametrizations.weight[0], conv.parametrizations.weight.original
+    with torch.autocast(weight.device.type, enabled=False):
+        if not normalize.training:
+            return normalize._u.clone()[:, None].expand(-1, calls), normalize._v.clone()[:, None].expand(-1, calls)
+        if isinstance(normalize, _OriginalOrderSpectralNorm):
+            return normalize.power_steps(weight, calls)
+        weight_mat, us, vs = normalize._reshape_weight_to_matrix(weight), [], []
+        for _ in range(calls):  # torch's order
+            normalize._power_method(weight_mat, normalize.n_power_iterations)
+            us.append(normalize._u.clone())
+            vs.append(normalize._v.clone())
+        return torch.stack(us, 1), torch.stack(vs, 1)
 
-    A spectral-normalized layer makes one power step per call, as those forwards would (same u, v, same σ_k), and
-    call k's ``conv(x_k, W / σ_k) + b`` is computed as ``conv(x_k, W) / σ_k + b``: the same value up to rounding,
+
+def successive_conv(
+    conv: nn.Conv2d, x: torch.Tensor, calls: int, uv: tuple[torch.Tensor, torch.Tensor] | None
+) -> torch.Tensor:
+    """``calls`` successive forwards of ``conv`` at once: ``x: [calls * B, C, H, W]`` holds call k's input in rows
+    ``k * B … (k + 1) * B - 1``; returns the outputs stacked the same way. ``uv``: ``successive_power_steps(conv,
+    calls)``, the u, v of each call's spectral norm (``None`` without one).
+
+    Call k's ``conv(x_k, W / σ_k) + b`` is computed as ``conv(x_k, W) / σ_k + b``: the same value up to rounding,
     but one convolution of the whole stack with one weight, and no pass over the weight per call (forward, and
-    twice in backward: the classifier's weight has 8.4 M elements), only over the much smaller outputs.
+    twice in backward: the classifier's weight has 8.4 M elements), only over the much smaller outputs. A pure
+    function of ``x``, the parameters and ``uv``: it changes no state, so it can be compiled.
     """
-    sn = _is_spectral_normalized(conv)
+    sn = uv is not None
     weight = conv.parametrizations.weight.original if sn else conv.weight
     normalize = conv.parametrizations.weight[0] if sn else None
     size = _output_size(x, conv)
@@ -125,23 +150,31 @@ def successive_conv(conv: nn.Conv2d, x: torch.Tensor, calls: int) -> torch.Tenso
         and _as_matmul(conv, size)
         and not torch.is_autocast_enabled(x.device.type)
     ):
-        out, sigmas = _matmul_conv_and_sigmas(x, weight, conv, normalize, calls, size)
+        out, sigmas = _matmul_conv_and_sigmas(x, weight, conv, *uv, size)
     else:
         out = _conv2d(x, weight, conv)
-        sigmas = torch.stack([spectral_sigma(normalize, weight) for _ in range(calls)]) if sn else None  # in order
+        sigmas = _sigmas(normalize, weight, *uv) if sn else None
     if sigmas is not None:
         out = out / sigmas.to(out.dtype).repeat_interleave(x.shape[0] // calls).view(-1, 1, 1, 1)
     return out if conv.bias is None else out + conv.bias.to(out.dtype).view(1, -1, 1, 1)
 
 
+def _sigmas(normalize: _SpectralNorm, weight: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """σ_k = u_kᵀ W v_k for each column k of ``u: [out, K]``, ``v: [in, K]``, in float32 under autocast: the
+    formula (and the kernels, so the bits) of a forward of the parametrization."""
+    with torch.autocast(weight.device.type, enabled=False):
+        weight_mat = normalize._reshape_weight_to_matrix(weight)
+        cols = range(u.shape[1])
+        return torch.stack([torch.vdot(u[:, k].contiguous(), torch.mv(weight_mat, v[:, k].contiguous())) for k in cols])
+
+
 def _matmul_conv_and_sigmas(
-    x: torch.Tensor, weight: torch.Tensor, conv: nn.Conv2d, normalize, calls: int, size: tuple[int, int]
+    x: torch.Tensor, weight: torch.Tensor, conv: nn.Conv2d, u: torch.Tensor, v: torch.Tensor, size: tuple[int, int]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A small-output convolution (unfold + matmul) and the σ_k of ``calls`` power steps in one matrix product:
-    ``W [cols | v_1 … v_K]`` gives the convolution and every W v_k, so the backward's one product
-    ``dW = dY [cols | V]ᵀ`` also holds the σ terms ``Σ_k dσ_k u_k v_kᵀ``, which were otherwise one outer product
-    and one accumulation of W's size (8.4 M elements for the classifier) per call."""
-    u, v = normalize.power_steps(weight, calls)  # the same u, v as ``calls`` forwards
+    """A small-output convolution (unfold + matmul) and σ_k = u_kᵀ W v_k of the power steps ``u: [out, K]``,
+    ``v: [in, K]`` in one matrix product: ``W [cols | v_1 … v_K]`` gives the convolution and every W v_k, so the
+    backward's one product ``dW = dY [cols | V]ᵀ`` also holds the σ terms ``Σ_k dσ_k u_k v_kᵀ``, which were
+    otherwise one outer product and one accumulation of W's size (8.4 M elements for the classifier) per call."""
     n, pixels = x.shape[0], size[0] * size[1]
     cols = F.unfold(x, conv.kernel_size, conv.dilation, conv.padding, conv.stride)  # [N, C·kh·kw, h·w]
     cols = torch.cat([cols.transpose(0, 1).reshape(cols.shape[1], n * pixels), v.to(cols.dtype)], 1)
@@ -149,20 +182,6 @@ def _matmul_conv_and_sigmas(
     sigmas = (u * y[:, n * pixels :]).sum(0)  # σ_k = u_kᵀ (W v_k)
     out = y[:, : n * pixels].view(-1, n, pixels).transpose(0, 1).reshape(n, -1, *size)
     return out, sigmas
-
-
-def spectral_sigma(normalize: _SpectralNorm, weight: torch.Tensor) -> torch.Tensor:
-    """The σ by which a forward of the spectral-norm parametrization ``normalize`` divides ``weight``, with the
-    same power steps and the same numbers (torch's formula for its own order)."""
-    if isinstance(normalize, _OriginalOrderSpectralNorm):
-        return normalize.sigma(weight)
-    with torch.autocast(weight.device.type, enabled=False):
-        weight_mat = normalize._reshape_weight_to_matrix(weight)
-        if normalize.training:
-            normalize._power_method(weight_mat, normalize.n_power_iterations)
-        u = normalize._u.clone(memory_format=torch.contiguous_format)
-        v = normalize._v.clone(memory_format=torch.contiguous_format)
-        return torch.vdot(u, torch.mv(weight_mat, v))
 
 
 # Below this many output pixels, a convolution runs as unfold + one matrix product: oneDNN's direct convolution

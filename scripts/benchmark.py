@@ -193,9 +193,14 @@ def run_child(cfg: dict) -> dict:
         counter["i"] += 1
         model.optimize_parameters()
 
+    # The warm-up iterations timed too: under --compile they hold the compile time.
+    warmup_times, warmup_cpu_times = [], []
     for _ in range(cfg["warmup"]):
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
-    sync()
+        sync()
+        warmup_times.append(time.perf_counter() - t0)
+        warmup_cpu_times.append(time.process_time() - c0)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     times, cpu_times, loads = [], [], [os.getloadavg()[0]]
@@ -214,6 +219,9 @@ def run_child(cfg: dict) -> dict:
     result = dict(cfg)
     result.update(
         times=times,
+        warmup_times=warmup_times,
+        warmup_cpu_times=warmup_cpu_times,
+        warmup_s=sum(warmup_times),
         s_per_iter=s_iter,
         s_per_iter_min=times[0],
         # CPU time of all threads. Not a substitute for wall time on a busy machine: OpenMP threads that wait for
@@ -256,6 +264,7 @@ def table(results: list[dict]) -> str:
         ("ins_per", "{}"),
         ("batch_size", "{}"),
         ("amp", "{}"),
+        ("warmup_s", "{:.1f}"),
         ("s_per_iter", "{:.3f}"),
         ("cpu_s_per_iter", "{:.3f}"),
         ("images_per_s", "{:.2f}"),
@@ -285,7 +294,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--channels_last", action="store_true")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls/convolutions on Ampere+ GPUs")
-    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--warmup", type=int, default=1, help="untimed iterations first (their wall time is reported)")
     p.add_argument("--iters", type=int, default=3, help="timed iterations (the median is reported)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--flops", action="store_true", help="count FLOPs on the CPU too (always on a GPU)")
