@@ -187,7 +187,7 @@ class InstaGANModel(BaseModel):
             "--compile",
             action="store_true",
             help="torch.compile the convolutional sub-networks of G and D (D's power steps stay eager); the first "
-            "iterations compile for minutes (docs/PERFORMANCE.md)",
+            "iteration compiles for minutes, and on the CPU it was not faster (docs/PERFORMANCE.md)",
         )
         if is_train:
             parser.add_argument("--lambda_A", type=float, default=10.0, help="weight of the cycle loss A→B→A")
