@@ -24,6 +24,7 @@ def test_compiled_discriminator_equals_eager(one_thread, spectral_norm):
     """Dynamo and AOTAutograd trace D's layers (where the in-place power steps failed); the ``aot_eager`` backend
     keeps it to seconds, inductor runs in the training test below. Two rounds of the stacked call (the second
     from the u, v the first advanced), a single call, and evaluation mode."""
+    torch._dynamo.reset()  # dynamo caches compiled code per function, across backends: start from none
     torch.manual_seed(0)
     eager = define_D(3, 8, spectral_norm=spectral_norm).train()
     compiled = copy.deepcopy(eager)
@@ -64,6 +65,7 @@ def d_biases_before_instance_norm(D) -> set[str]:
 def test_compiled_discriminator_trains_as_eager(one_thread):
     """Inductor, as ``--compile`` runs it, and the model's optimizer (Adam, lr 0.0002, β1 0.5): three steps on
     D's loss of two successive calls, then the weights and u, v of the eager run within float noise."""
+    torch._dynamo.reset()  # else the aot_eager code compiled above for the same function would run here
     torch.manual_seed(0)
     eager = define_D(3, 8).train()
     compiled = copy.deepcopy(eager)
