@@ -77,19 +77,6 @@ class _OriginalOrderSpectralNorm(_SpectralNorm):
             return torch.vdot(u, wv)
 
     @torch.no_grad()
-    def power_steps(self, weight: torch.Tensor, calls: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The power steps of ``calls`` successive training forwards (the same u, v, bit for bit), without σ:
-        ``(U [out, calls], V [in, calls])``, column k the u, v of call k, so σ_k = u_kᵀ W v_k."""
-        weight_mat = self._reshape_weight_to_matrix(weight)
-        us, vs = [], []
-        for _ in range(calls):
-            self._v = F.normalize(torch.mv(weight_mat.H, self._u), dim=0, eps=self.eps, out=self._v)
-            self._u = F.normalize(torch.mv(weight_mat, self._v), dim=0, eps=self.eps, out=self._u)
-            us.append(self._u.clone())
-            vs.append(self._v.clone())
-        return torch.stack(us, 1), torch.stack(vs, 1)
-
-    @torch.no_grad()
     def _power_method(self, weight_mat: torch.Tensor, n_power_iterations: int) -> None:
         for _ in range(n_power_iterations):
             self._v = F.normalize(torch.mv(weight_mat.H, self._u), dim=0, eps=self.eps, out=self._v)
@@ -118,10 +105,8 @@ def successive_power_steps(conv: nn.Module, calls: int) -> tuple[torch.Tensor, t
     with torch.autocast(weight.device.type, enabled=False):
         if not normalize.training:
             return normalize._u.clone()[:, None].expand(-1, calls), normalize._v.clone()[:, None].expand(-1, calls)
-        if isinstance(normalize, _OriginalOrderSpectralNorm):
-            return normalize.power_steps(weight, calls)
         weight_mat, us, vs = normalize._reshape_weight_to_matrix(weight), [], []
-        for _ in range(calls):  # torch's order
+        for _ in range(calls):  # each kind's own order (_OriginalOrderSpectralNorm overrides _power_method)
             normalize._power_method(weight_mat, normalize.n_power_iterations)
             us.append(normalize._u.clone())
             vs.append(normalize._v.clone())
