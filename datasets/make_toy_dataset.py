@@ -1,11 +1,13 @@
-"""Write the built-in toy dataset: discs (domain A) ↔ squares (domain B), no download needed.
+"""Write the built-in toy dataset: discs (domain A) ↔ squares or upright rectangles (domain B), no download needed.
 
     python datasets/make_toy_dataset.py --save_root ./datasets/toy
 
 Both domains share the same kinds of backgrounds (gradients, stripes, checkers, noise) and the same instance
 colours; only the *shape* of the instances differs, which is what InstaGAN translates. A square has the area of
 the disc of the same radius, and is axis-aligned unless ``--rotate``: its mask's extent (area / bounding-box
-area) is then 1.0 against a disc's π/4 ≈ 0.785, so a shape change can be measured. Each image has 1-4 instances
+area) is then 1.0 against a disc's π/4 ≈ 0.785, so a shape change can be measured. ``--aspect 1.7`` makes the
+squares upright rectangles of the same area, 1.7 times as tall as wide, so the translation changes the masks'
+aspect (bounding-box height / width) as well, as sheep ↔ giraffe does in the paper. Each image has 1-4 instances
 (``--p_empty`` of them none), some cut by the image border, later ones occluding earlier ones; each mask is the
 visible part of its instance. The layout is the real one (README, Datasets): ``{train,test}{A,B}/<id>.png`` and
 ``{train,test}{A,B}_seg/<id>_<k>.png`` (255 on the instance). Deterministic for a given ``--seed``.
@@ -54,18 +56,21 @@ def background(
     return Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))
 
 
-def shape_polygon(domain: str, cx: float, cy: float, r: float, angle: float | None = None) -> list[tuple[float, float]]:
-    """A disc (A) of radius ``r``, or a square (B) of the same area, around (cx, cy), as a polygon.
+def shape_polygon(
+    domain: str, cx: float, cy: float, r: float, angle: float | None = None, aspect: float = 1.0
+) -> list[tuple[float, float]]:
+    """A disc (A) of radius ``r``, or a rectangle (B) of the same area and of height / width ``aspect`` (1: a
+    square), around (cx, cy), as a polygon.
 
-    The square is axis-aligned when ``angle`` is None, else rotated by ``angle`` (radians)."""
+    The rectangle is upright when ``angle`` is None, else rotated by ``angle`` (radians)."""
     if domain == "A":
         return [(cx + r * math.cos(2 * math.pi * k / 48), cy + r * math.sin(2 * math.pi * k / 48)) for k in range(48)]
-    half_diagonal = r * math.sqrt(math.pi / 2)  # side r·√π: the disc's area
-    start = math.pi / 4 if angle is None else angle
-    return [
-        (cx + half_diagonal * math.cos(start + math.pi / 2 * k), cy + half_diagonal * math.sin(start + math.pi / 2 * k))
-        for k in range(4)
-    ]
+    half_w = r * math.sqrt(math.pi / aspect) / 2  # width x height = r·√(π/aspect) x r·√(π·aspect): the disc's area
+    half_h = half_w * aspect
+    corners = [(-half_w, -half_h), (half_w, -half_h), (half_w, half_h), (-half_w, half_h)]
+    turn = 0.0 if angle is None else angle - math.pi / 4  # a square's corner at ``angle``, as it always had
+    c, s = math.cos(turn), math.sin(turn)
+    return [(cx + x * c - y * s, cy + x * s + y * c) for x, y in corners]
 
 
 INSTANCE_COUNT_P = (0.35, 0.35, 0.2, 0.1)  # of 1, 2, 3, 4 instances
@@ -86,6 +91,7 @@ def make_sample(
     p_empty: float = 0.02,
     radius: tuple[float, float] = (0.12, 0.22),
     rotate: bool = False,
+    aspect: float = 1.0,
     backgrounds: tuple[str, ...] = BACKGROUNDS,
     pixel_noise: float = 6.0,
     max_instances: int = 4,
@@ -102,7 +108,7 @@ def make_sample(
         # Centres may lie close to the border, so some instances are cut by it.
         cx, cy = rng.uniform(0.08, 0.92, 2) * size
         angle = rng.uniform(0, math.pi / 2)  # drawn in both modes, so --rotate changes only the squares
-        polygon = shape_polygon(domain, cx, cy, r, angle if rotate else None)
+        polygon = shape_polygon(domain, cx, cy, r, angle if rotate else None, aspect)
         colour = PALETTE[rng.integers(len(PALETTE))]
         draw.polygon(polygon, fill=colour, outline=tuple(int(c * 0.6) for c in colour) if outline else colour)
         layer = Image.new("L", (size, size), 0)
@@ -141,6 +147,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--r_max", type=float, default=0.22, help="largest instance radius, as a fraction of --size")
     parser.add_argument("--rotate", action="store_true", help="rotate the squares at random (else axis-aligned)")
     parser.add_argument(
+        "--aspect",
+        type=float,
+        default=1.0,
+        help="height / width of domain B's shapes: 1 draws squares, above 1 upright rectangles (same area)",
+    )
+    parser.add_argument(
         "--backgrounds",
         default=",".join(BACKGROUNDS),
         help=f"comma-separated background kinds to draw from, among {','.join(BACKGROUNDS)}",
@@ -154,6 +166,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--p_empty must be in [0, 1], got {args.p_empty}")
     if not 0 < args.r_min <= args.r_max:
         parser.error(f"need 0 < --r_min <= --r_max, got {args.r_min} and {args.r_max}")
+    if args.aspect <= 0:
+        parser.error(f"--aspect must be > 0, got {args.aspect}")
     kinds = tuple(k for k in args.backgrounds.split(",") if k)
     unknown = sorted(set(kinds) - set(BACKGROUNDS))
     if unknown or not kinds:
@@ -168,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
         "p_empty": args.p_empty,
         "radius": (args.r_min, args.r_max),
         "rotate": args.rotate,
+        "aspect": args.aspect,
         "backgrounds": kinds,
         "pixel_noise": args.pixel_noise,
         "max_instances": args.max_instances,

@@ -67,6 +67,28 @@ def test_rotated_squares_and_empty_share(tmp_path):
     assert all(not make_sample(rng, "A", 32, p_empty=1.0)[1] for _ in range(5))
 
 
+def box_aspect(mask: np.ndarray) -> float:
+    """Bounding-box height / width of a boolean mask."""
+    ys, xs = np.nonzero(mask)
+    return (ys.max() - ys.min() + 1) / (xs.max() - xs.min() + 1)
+
+
+def test_aspect_makes_upright_rectangles_of_the_discs_area(tmp_path):
+    rng = np.random.default_rng(5)  # small instances in a large image: none is cut by the border
+    shapes = {
+        aspect: [make_sample(rng, "B", 256, p_empty=0.0, radius=(0.05, 0.05), aspect=aspect)[1][-1] for _ in range(20)]
+        for aspect in (1.0, 1.7)
+    }
+    discs = [make_sample(rng, "A", 256, p_empty=0.0, radius=(0.05, 0.05), aspect=1.7)[1][-1] for _ in range(20)]
+    assert all(box_aspect(m) == pytest.approx(1.7, abs=0.15) and extent(m) > 0.95 for m in shapes[1.7])
+    assert all(box_aspect(m) == pytest.approx(1.0, abs=0.1) for m in shapes[1.0] + discs)  # discs stay discs
+    for masks in shapes.values():  # the same area as the discs'
+        assert np.mean([m.sum() for m in masks]) == pytest.approx(np.mean([m.sum() for m in discs]), rel=0.1)
+    with pytest.raises(SystemExit):
+        make_toy(["--save_root", str(tmp_path / "bad"), "--aspect", "0"])
+    assert not (tmp_path / "bad").exists()
+
+
 def test_make_toy_writes_the_layout_and_checks_its_arguments(tmp_path):
     make_toy(["--save_root", str(tmp_path / "t"), "--size", "40", "--n_train", "5", "--n_test", "4", "--p_empty", "0"])
     for split in ("trainA", "trainB", "testA", "testB"):
