@@ -9,10 +9,12 @@ import math
 import numpy as np
 import pytest
 import torch
+import torchvision.transforms.functional as TF
 from PIL import Image
 
+from datasets.make_toy_dataset import make_sample
 from evaluate import evaluate_results, main
-from metrics.classifier import train_classifier
+from metrics.classifier import to_unit, train_classifier
 from metrics.inception import fid, how_to_get_weights, kid
 from metrics.pixels import MaskChange, box_geometry
 from metrics.results import ResultsFolder, save_instance_masks
@@ -207,6 +209,42 @@ def test_classifier_training_is_seeded(one_thread):
     net2, acc2 = train_classifier(a, b, epochs=2, seed=5)
     assert acc1 == acc2
     assert all(torch.equal(p, q) for p, q in zip(net1.state_dict().values(), net2.state_dict().values()))
+
+
+def _toy_images(domain: str, n: int, seed: int) -> torch.Tensor:
+    """``[n, 3, 32, 32]`` uint8 images of toy.sh's toy data (1-2 flat shapes on gradients), none empty."""
+    rng = np.random.default_rng(seed)
+    images = []
+    while len(images) < n:
+        image, masks = make_sample(
+            rng,
+            domain,
+            32,
+            p_empty=0.0,
+            radius=(0.2, 0.3),
+            aspect=1.7,
+            backgrounds=("gradient",),
+            pixel_noise=0.0,
+            max_instances=2,
+            outline=False,
+        )
+        if masks:
+            images.append(torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1))
+    return torch.stack(images)
+
+
+def test_classifier_tells_the_shapes_apart_when_blurred(one_thread):
+    """A translation's instances are softer than the real ones; the classifier must judge their shape, not their
+    sharpness. Trained without blur (BLUR_P = 0), the same classifier called 80% of these discs squares at σ = 1."""
+    a, b = _toy_images("A", 150, seed=1), _toy_images("B", 150, seed=2)
+    net, acc = train_classifier(a, b, seed=0)
+    assert acc > 0.95
+    test_a, test_b = _toy_images("A", 40, seed=3), _toy_images("B", 40, seed=4)
+    for images, is_b in ((test_a, False), (test_b, True)):
+        assert (net.predict_b(to_unit(images)) == is_b).float().mean() >= 0.95
+        for sigma, floor in ((1.0, 0.9), (1.5, 0.85)):
+            blurred = TF.gaussian_blur(to_unit(images), [7, 7], [sigma, sigma])
+            assert (net.predict_b(blurred) == is_b).float().mean() >= floor, (is_b, sigma)
 
 
 class _Features(torch.nn.Module):
