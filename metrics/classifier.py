@@ -196,7 +196,9 @@ def load_or_train(
                     f"{size[0]}x{size[1]}, training accuracy {kept['train_acc']:.3f})"
                 )
                 return net.to(device).eval()
-            log(f"domain classifier: {path} was trained on other images or at another size; training a new one")
+            log(
+                f"domain classifier: {path} was trained on other images, at another size or by another recipe; training a new one"
+            )
         except Exception as e:  # a damaged file is replaced, never trusted
             log(f"domain classifier: cannot read {path} ({type(e).__name__}: {e}); training a new one")
     images_a, images_b = load_images(files_a, size), load_images(files_b, size)
