@@ -98,6 +98,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
         help="instances per sequential test step (default: the training's --ins_per)",
     )
     parser.add_argument("--num_test", type=int, default=50, help="test images per variant")
+    parser.add_argument(
+        "--eval", action="store_true", help="test with test.py --eval (batch norm's running statistics, no dropout)"
+    )
     parser.add_argument("--checkpoints_dir", default="./checkpoints", help="as for train.py")
     parser.add_argument("--results_dir", default="./results", help="results/<mode>/<name>/test_latest per test")
     parser.add_argument("--inception_weights", default=None, help="for FID/KID, as for evaluate.py")
@@ -232,6 +235,8 @@ def test_variant(
         argv += ["--ins_max", str(args.test_ins_max), "--translation", mode]
         if mode == "sequential":
             argv += ["--ins_per", str(args.test_ins_per or opt.ins_per)]
+    if args.eval:
+        argv.append("--eval")
     argv, _ = keep_known(TestOptions, argv)
     log(f"[{key}] testing ({mode or 'images only'}): python test.py {' '.join(argv)}")
     index = test.main(argv)

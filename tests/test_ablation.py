@@ -201,3 +201,19 @@ def test_ablation_variants_get_the_options_they_say(toy_root, tmp_path):
         assert got == expected[key], key
     assert ablation.without(["--a", "1", "--b=2", "--c", "3"], "--b") == ["--a", "1", "--c", "3"]
     assert ablation.without(["--a", "1", "--b", "2"], "--a") == ["--b", "2"]
+
+
+@pytest.mark.parametrize("flag", [False, True])
+def test_ablation_eval_reaches_test_py_only(toy_root, tmp_path, monkeypatch, flag):
+    import ablation
+
+    import test
+
+    seen = []
+    monkeypatch.setattr(test, "main", lambda argv: seen.append(argv) or str(tmp_path / "index.html"))
+    args, extra = ablation.parse_args(["--dataroot", str(toy_root), *SMALL, *(["--eval"] if flag else [])])
+    assert "--eval" not in extra  # train.py has no --eval
+    variant = ablation.VARIANTS["instagan"]
+    train_argv = ablation.variant_train_argv("instagan", variant, args, extra, log=lambda *a: None)
+    ablation.test_variant("instagan", variant, "n", train_argv, "sequential", args, log=lambda *a: None)
+    assert ("--eval" in seen[0]) is flag
