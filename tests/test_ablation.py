@@ -217,3 +217,21 @@ def test_ablation_eval_reaches_test_py_only(toy_root, tmp_path, monkeypatch, fla
     train_argv = ablation.variant_train_argv("instagan", variant, args, extra, log=lambda *a: None)
     ablation.test_variant("instagan", variant, "n", train_argv, "sequential", args, log=lambda *a: None)
     assert ("--eval" in seen[0]) is flag
+
+
+def test_ablation_never_trains_over_another_run(toy_root, tmp_path):
+    """scripts/toy.sh's checkpoints/toy_instagan is what --name_prefix toy_ would name the instagan variant."""
+    import ablation
+
+    ck = tmp_path / "ck"
+    other = ck / "toy_instagan" / "latest_net_G_A.pth"
+    other.parent.mkdir(parents=True)
+    other.write_bytes(b"someone else's weights")
+    args, extra = ablation.parse_args(
+        ["--dataroot", str(toy_root), "--checkpoints_dir", str(ck), "--name_prefix", "toy_", *SMALL]
+    )
+    with pytest.raises(RuntimeError, match=r"toy_instagan holds a run that ablation.py did not train.*--retrain"):
+        ablation.train_variant("instagan", ablation.VARIANTS["instagan"], args, extra, log=lambda *a: None)
+    assert other.read_bytes() == b"someone else's weights" and sorted(p.name for p in other.parent.iterdir()) == [
+        "latest_net_G_A.pth"
+    ]
