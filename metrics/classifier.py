@@ -197,7 +197,8 @@ def load_or_train(
                 )
                 return net.to(device).eval()
             log(
-                f"domain classifier: {path} was trained on other images, at another size or by another recipe; training a new one"
+                f"domain classifier: {path} was trained on other images, at another size or by another recipe; "
+                "training a new one"
             )
         except Exception as e:  # a damaged file is replaced, never trusted
             log(f"domain classifier: cannot read {path} ({type(e).__name__}: {e}); training a new one")
