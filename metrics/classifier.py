@@ -26,7 +26,7 @@ from util.util import atomic_torch_save
 VERSION = 4  # of the network and its training recipe: a kept classifier of another version is retrained
 MAX_IMAGES = 1000  # per domain; larger datasets are subsampled (seeded) to keep training to about a minute
 MAX_SIDE = 128  # larger images are shrunk to this long side before the network (the cost grows with the area)
-BLUR_P, BLUR_SIGMA = 0.5, (0.3, 1.5)  # share of the training batches blurred, and the range of the blur's σ in pixels
+BLUR_P, BLUR_SIGMA = 0.5, (0.3, 1.5)  # chance that a half-batch is blurred in training, and the range of σ in pixels
 
 
 class DomainClassifier(nn.Module):
@@ -115,7 +115,7 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Random flips, quarter turns (square images), shifts and blur of a batch: the domains differ in their
     instances, not in where the instances are, which way they face or how sharp their edges are. Without the blur,
     a classifier trained on the toy data's sharp shapes told discs by their pixel staircases: it called 66% of the
-    real test discs squares once blurred by a Gaussian of σ = 1 px, so it scored how sharp a translation is rather
+    real test discs domain B once blurred by a Gaussian of σ = 1 px, so it scored how sharp a translation is rather
     than which shape it drew (docs/EXPERIMENTS.md, "The domain classifier")."""
     if x.shape[2] == x.shape[3]:
         x = torch.rot90(x, int(torch.randint(0, 4, (), generator=gen)), dims=(2, 3))

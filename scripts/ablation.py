@@ -18,7 +18,7 @@ Writes ``<results_dir>/<name_prefix>ablation/ablation.json`` and ``index.html`` 
 page). Re-running skips the variants already trained with the same arguments (``--retrain`` trains them again) and
 resumes an interrupted one with --continue_train; testing and evaluation always run again (they are quick). A
 checkpoints folder that ablation.py did not train (scripts/toy.sh's ``toy_instagan``, say) is never trained over:
-that variant fails with a message, unless ``--retrain``.
+that variant fails with a message; ``--retrain`` trains over it, with a warning.
 """
 
 from __future__ import annotations
@@ -198,11 +198,13 @@ def train_variant(key: str, variant: Variant, args, extra: list[str], log=print)
     if same and previous.get("finished") and not args.retrain:
         log(f"[{key}] already trained ({folder}); --retrain trains it again")
         return name, argv
-    if previous is None and any(folder.glob("*.pth")) and not args.retrain:
-        raise RuntimeError(
-            f"{folder} holds a run that ablation.py did not train (it has no {MARKER}); choose another "
-            "--name_prefix, or pass --retrain to train over it"
-        )
+    if previous is None and any(folder.glob("*.pth")):
+        if not args.retrain:
+            raise RuntimeError(
+                f"{folder} holds a run that ablation.py did not train (it has no {MARKER}); choose another "
+                f"--name_prefix or move that folder away (--variants {key} --retrain trains over it)"
+            )
+        log(f"[{key}] warning: --retrain trains over {folder}, a run that ablation.py did not train")
     resume = same and not args.retrain and (folder / "latest_state.pth").is_file()
     if previous is not None and not same:
         log(f"[{key}] the arguments changed since {marker}: training afresh")

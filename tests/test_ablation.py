@@ -219,9 +219,14 @@ def test_ablation_eval_reaches_test_py_only(toy_root, tmp_path, monkeypatch, fla
     assert ("--eval" in seen[0]) is flag
 
 
-def test_ablation_never_trains_over_another_run(toy_root, tmp_path):
+def test_ablation_never_trains_over_another_run(toy_root, tmp_path, monkeypatch):
     """scripts/toy.sh's checkpoints/toy_instagan is what --name_prefix toy_ would name the instagan variant."""
     import ablation
+
+    import train
+
+    trained = []
+    monkeypatch.setattr(train, "main", lambda argv: trained.append(argv))
 
     ck = tmp_path / "ck"
     other = ck / "toy_instagan" / "latest_net_G_A.pth"
@@ -235,3 +240,31 @@ def test_ablation_never_trains_over_another_run(toy_root, tmp_path):
     assert other.read_bytes() == b"someone else's weights" and sorted(p.name for p in other.parent.iterdir()) == [
         "latest_net_G_A.pth"
     ]
+    assert not trained
+
+    # --retrain trains over it, and says so.
+    args.retrain = True
+    lines = []
+    ablation.train_variant("instagan", ablation.VARIANTS["instagan"], args, extra, log=lines.append)
+    assert len(trained) == 1 and any("warning: --retrain trains over" in line for line in lines)
+
+
+def test_ablation_resumes_its_own_interrupted_run(toy_root, tmp_path, monkeypatch):
+    """A folder ablation.py made (its marker, unfinished) with checkpoints in it is resumed, not refused."""
+    import ablation
+
+    import train
+
+    trained = []
+    monkeypatch.setattr(train, "main", lambda argv: trained.append(argv))
+    args, extra = ablation.parse_args(["--dataroot", str(toy_root), "--checkpoints_dir", str(tmp_path), *SMALL])
+    variant = ablation.VARIANTS["instagan"]
+    argv = ablation.variant_train_argv("instagan", variant, args, extra, log=lambda *a: None)
+    folder = tmp_path / "ablation_instagan"
+    folder.mkdir()
+    (folder / ablation.MARKER).write_text(json.dumps({"argv": argv, "finished": False}))
+    for name in ("latest_state.pth", "latest_net_G_A.pth"):
+        (folder / name).write_bytes(b"")
+    ablation.train_variant("instagan", variant, args, extra, log=lambda *a: None)
+    assert trained == [[*argv, "--continue_train"]]
+    assert json.loads((folder / ablation.MARKER).read_text())["finished"] is True

@@ -235,7 +235,7 @@ def _toy_images(domain: str, n: int, seed: int) -> torch.Tensor:
 
 def test_classifier_tells_the_shapes_apart_when_blurred(one_thread):
     """A translation's instances are softer than the real ones; the classifier must judge their shape, not their
-    sharpness. Trained without blur (BLUR_P = 0), the same classifier called 80% of these discs squares at σ = 1."""
+    sharpness. Trained without blur (BLUR_P = 0), the same classifier called 80% of these discs B at σ = 1."""
     a, b = _toy_images("A", 150, seed=1), _toy_images("B", 150, seed=2)
     net, acc = train_classifier(a, b, seed=0)
     assert acc > 0.95
