@@ -219,14 +219,19 @@ def test_ablation_eval_reaches_test_py_only(toy_root, tmp_path, monkeypatch, fla
     assert ("--eval" in seen[0]) is flag
 
 
-def test_ablation_never_trains_over_another_run(toy_root, tmp_path, monkeypatch):
-    """scripts/toy.sh's checkpoints/toy_instagan is what --name_prefix toy_ would name the instagan variant."""
-    import ablation
-
+@pytest.fixture
+def trained(monkeypatch) -> list[list[str]]:
+    """train.main stubbed: the argument lists it was called with."""
     import train
 
-    trained = []
-    monkeypatch.setattr(train, "main", lambda argv: trained.append(argv))
+    calls = []
+    monkeypatch.setattr(train, "main", calls.append)
+    return calls
+
+
+def test_ablation_never_trains_over_another_run(toy_root, tmp_path, trained):
+    """scripts/toy.sh's checkpoints/toy_instagan is what --name_prefix toy_ would name the instagan variant."""
+    import ablation
 
     ck = tmp_path / "ck"
     other = ck / "toy_instagan" / "latest_net_G_A.pth"
@@ -249,14 +254,10 @@ def test_ablation_never_trains_over_another_run(toy_root, tmp_path, monkeypatch)
     assert len(trained) == 1 and any("warning: --retrain trains over" in line for line in lines)
 
 
-def test_ablation_resumes_its_own_interrupted_run(toy_root, tmp_path, monkeypatch):
+def test_ablation_resumes_its_own_interrupted_run(toy_root, tmp_path, trained):
     """A folder ablation.py made (its marker, unfinished) with checkpoints in it is resumed, not refused."""
     import ablation
 
-    import train
-
-    trained = []
-    monkeypatch.setattr(train, "main", lambda argv: trained.append(argv))
     args, extra = ablation.parse_args(["--dataroot", str(toy_root), "--checkpoints_dir", str(tmp_path), *SMALL])
     variant = ablation.VARIANTS["instagan"]
     argv = ablation.variant_train_argv("instagan", variant, args, extra, log=lambda *a: None)
